@@ -1,0 +1,3 @@
+from sweepctl.cli import main
+
+main()

@@ -1,0 +1,68 @@
+"""The protocol every backend implements: observe a sweep, apply a plan.
+
+Backends are the only code that does I/O on a sweep's trials. The core hands
+them plain data (a Plan) and gets plain data back (Observed, ApplyResult).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from sweepctl.core.plan import Change, Observed, Plan
+from sweepctl.core.spec import Scalar
+
+__all__ = ["Backend", "ApplyResult", "Progress", "RunningTrial"]
+
+
+@dataclass(frozen=True, kw_only=True)
+class RunningTrial:
+    """A trial training right now (local backend), for live progress rows."""
+
+    name: str
+    params: Mapping[str, Scalar]
+    loss: float | None
+    seconds: float
+
+
+class Progress(Protocol):
+    """Where a backend reports progress; views implement it. Called from any thread."""
+
+    def done(self, change: Change, error: str | None) -> None:
+        """One change finished (error is None) or failed."""
+
+    def running(self, trials: Sequence[RunningTrial], *, finished: int, queued: int) -> None:
+        """The trials running now; only backends that run trials themselves call it."""
+
+
+@dataclass(kw_only=True)
+class ApplyResult:
+    """What apply did. `errors` maps an object's name to why it was not done."""
+
+    added: int = 0
+    changed: int = 0
+    destroyed: int = 0
+    errors: dict[str, str] = field(default_factory=dict)
+
+
+class Backend(Protocol):
+    """Where a sweep's trials live."""
+
+    name: str
+
+    @property
+    def target(self) -> str:
+        """Which cluster or state folder this backend acts on, for plans and messages."""
+        ...
+
+    @property
+    def namespace(self) -> str: ...
+
+    def observe(self, sweep: str) -> Observed:
+        """Every object of the sweep, and its pruned trials."""
+        ...
+
+    def apply(self, plan: Plan, *, progress: Progress) -> ApplyResult:
+        """Carry out the plan's changes; already-done changes count as done."""
+        ...

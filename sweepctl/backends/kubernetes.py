@@ -1,0 +1,321 @@
+"""The Kubernetes backend: trials are Kubeflow TFJobs, plus one TensorBoard.
+
+All API access goes through `Cluster`, which maps HTTP statuses to errors a
+user can act on. Listing is one paginated, label-selected LIST per kind;
+writes are concurrent; every delete carries the uid the plan saw, so an object
+that was replaced behind sweepctl's back is never deleted.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+from sweepctl.backends.base import ApplyResult, Progress
+from sweepctl.core.diagnostics import SweepctlError
+from sweepctl.core.manifests import (
+    MANAGED_BY,
+    PARAMS,
+    SWEEP,
+    TEMPLATE_HASH,
+    TFJOB_GROUP,
+    TFJOB_PLURAL,
+    TFJOB_VERSION,
+    sweep_selector,
+)
+from sweepctl.core.plan import Action, Change, LiveObject, Observed, Plan
+
+__all__ = ["Cluster", "KubernetesBackend", "ApiError", "tfjob_state", "PAGE_SIZE"]
+
+PAGE_SIZE = 500
+FIELD_MANAGER = "sweepctl"
+_IN_CLUSTER_NAMESPACE = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
+
+# Collection paths, by kind, in a namespace.
+_PATHS = {
+    "TFJob": f"/apis/{TFJOB_GROUP}/{TFJOB_VERSION}/namespaces/{{ns}}/{TFJOB_PLURAL}",
+    "Deployment": "/apis/apps/v1/namespaces/{ns}/deployments",
+    "Service": "/api/v1/namespaces/{ns}/services",
+}
+
+
+class ApiError(SweepctlError):
+    """An API request failed; `status` is the HTTP status (0: no answer)."""
+
+    def __init__(self, message: str, *, status: int, reason: str = "", hint: str | None = None):
+        super().__init__(message, hint=hint)
+        self.status = status
+        self.reason = reason
+
+
+def tfjob_state(status: dict[str, Any] | None) -> str:
+    """Pending, Running, Succeeded, Failed or Suspended: the last true condition."""
+    conditions = [c for c in (status or {}).get("conditions") or [] if c.get("status") == "True"]
+    if not conditions:
+        return "Pending"
+    last = conditions[-1].get("type", "")
+    return {"Created": "Pending", "Restarting": "Running"}.get(last, last)
+
+
+class Cluster:
+    """A Kubernetes API client configured the way kubectl is.
+
+    KUBECONFIG (or ~/.kube/config) with an optional context; otherwise the
+    in-cluster service account. `requests` counts API calls, for benchmarks.
+    """
+
+    def __init__(self, *, context: str | None = None, workers: int = 16) -> None:
+        from kubernetes import client, config  # heavy: only when the cluster is used
+
+        cfg = client.Configuration()
+        self.context_namespace: str | None = None
+        # Read KUBECONFIG now: the client reads it once, when first imported.
+        files = os.environ.get("KUBECONFIG") or os.path.expanduser("~/.kube/config")
+        try:
+            config.load_kube_config(config_file=files, context=context, client_configuration=cfg)
+            contexts, active = config.list_kube_config_contexts(config_file=files)
+            chosen = next((c for c in contexts if c["name"] == context), active) if context else active
+            self.context_namespace = (chosen or {}).get("context", {}).get("namespace")
+        except config.ConfigException as err:
+            if context or not os.environ.get("KUBERNETES_SERVICE_HOST"):
+                raise SweepctlError(
+                    f"no usable Kubernetes configuration: {err}",
+                    hint="set KUBECONFIG or --context, or run the sweep here with --backend local",
+                ) from None
+            config.load_incluster_config(client_configuration=cfg)
+            if _IN_CLUSTER_NAMESPACE.is_file():
+                self.context_namespace = _IN_CLUSTER_NAMESPACE.read_text().strip()
+        cfg.connection_pool_maxsize = workers
+        self.server: str = cfg.host
+        self._api = client.ApiClient(cfg)
+        self._exception = client.exceptions.ApiException
+        self._lock = threading.Lock()
+        self.requests = 0
+
+    def request(self, method: str, path: str, *, query: list[tuple[str, Any]] | None = None,
+                body: Any = None, content_type: str = "application/json") -> dict[str, Any]:
+        """One API call; returns the decoded JSON body or raises ApiError."""
+        import urllib3
+
+        with self._lock:
+            self.requests += 1
+        headers = {"Accept": "application/json", "Content-Type": content_type}
+        try:
+            method, url, headers, _, _ = self._api.param_serialize(
+                method, path, query_params=query or [], header_params=headers, auth_settings=["BearerToken"]
+            )
+            resp = self._api.call_api(method, url, header_params=headers, body=body, _request_timeout=60)
+            data = resp.read()
+        except self._exception as err:
+            raise self._error(err.status or 0, err.reason, err.body, method, path) from None
+        except urllib3.exceptions.HTTPError as err:
+            raise ApiError(
+                f"cannot reach the Kubernetes API at {self.server}: {err.__class__.__name__}",
+                status=0, hint="check KUBECONFIG and --context, and that the cluster is running",
+            ) from None
+        if resp.status >= 400:
+            raise self._error(resp.status, resp.reason, data, method, path)
+        return json.loads(data) if data else {}
+
+    def _error(self, status: int, reason: str | None, body: bytes | str | None, method: str, path: str) -> ApiError:
+        try:
+            status_body = json.loads(body or "{}")
+        except ValueError:
+            status_body = {}
+        message = status_body.get("message") or reason or "no message"
+        reason = status_body.get("reason", "")
+        hint = {
+            401: "the credentials were refused: log in again or check the kubeconfig's user",
+            403: "ask for a Role with the verbs sweepctl needs (see the README's 'Permissions')",
+            # A missing kind (not a missing object) answers 404 with this message.
+            404: "is the Kubeflow training operator (the TFJob CRD, kubeflow.org/v1) installed?"
+            if "could not find the requested resource" in message
+            else None,
+        }.get(status)
+        return ApiError(f"{method} {path}: {status} {message}", status=status, reason=reason, hint=hint)
+
+    def list(self, kind: str, namespace: str, selector: str) -> Iterator[dict[str, Any]]:
+        """Every object of a kind matching the selector, PAGE_SIZE per request."""
+        path = _PATHS[kind].format(ns=namespace)
+        token: str | None = None
+        while True:
+            query: list[tuple[str, Any]] = [("labelSelector", selector), ("limit", PAGE_SIZE)]
+            if token:
+                query.append(("continue", token))
+            page = self.request("GET", path, query=query)
+            yield from page.get("items") or []
+            token = (page.get("metadata") or {}).get("continue")
+            if not token:
+                return
+
+    def path(self, kind: str, namespace: str, name: str | None = None) -> str:
+        base = _PATHS[kind].format(ns=namespace)
+        return f"{base}/{name}" if name else base
+
+
+def _live(kind: str, item: dict[str, Any]) -> LiveObject:
+    meta = item.get("metadata") or {}
+    annotations = meta.get("annotations") or {}
+    try:
+        params = json.loads(annotations.get(PARAMS, "{}"))
+    except ValueError:
+        params = {}
+    return LiveObject(
+        kind=kind,
+        name=meta["name"],
+        uid=meta.get("uid", ""),
+        generation=meta.get("generation", 0),
+        labels=meta.get("labels") or {},
+        annotations=annotations,
+        spec=item.get("spec") or {},
+        state=tfjob_state(item.get("status")) if kind == "TFJob" else "",
+        params=params if isinstance(params, dict) else {},
+    )
+
+
+class KubernetesBackend:
+    """Trials as TFJobs in one namespace of one cluster."""
+
+    name = "kubernetes"
+
+    def __init__(self, *, cluster: Cluster, namespace: str | None, workers: int = 16) -> None:
+        self.cluster = cluster
+        self._namespace = namespace or cluster.context_namespace or "default"
+        self.workers = workers
+
+    @property
+    def namespace(self) -> str:
+        return self._namespace
+
+    @property
+    def target(self) -> str:
+        return f"{self.cluster.server} namespace {self._namespace}"
+
+    def observe(self, sweep: str) -> Observed:
+        selector = sweep_selector(sweep)
+        objects = [
+            _live(kind, item)
+            for kind in ("TFJob", "Deployment", "Service")
+            for item in self.cluster.list(kind, self._namespace, selector)
+        ]
+        return Observed(objects=tuple(objects))
+
+    # -- apply ---------------------------------------------------------------------------
+
+    def apply(self, plan: Plan, *, progress: Progress) -> ApplyResult:
+        """Deletes first (they free capacity), then creates and replacements, then TensorBoard."""
+        result = ApplyResult()
+        lock = threading.Lock()
+
+        def run(change: Change) -> None:
+            error: str | None = None
+            try:
+                if change.action is Action.DELETE:
+                    self._delete(change)
+                elif change.action is Action.CREATE:
+                    self._create(change, sweep=plan.sweep)
+                elif change.action is Action.REPLACE:
+                    self._delete(change)
+                    self._wait_gone(change)
+                    self._create(change, sweep=plan.sweep)
+                elif change.action is Action.UPDATE:
+                    self._update(change)
+            except ApiError as err:
+                error = str(err) + (f" ({err.diagnostics[0].hint})" if err.diagnostics[0].hint else "")
+            with lock:
+                if error:
+                    result.errors[change.name] = error
+                elif change.kind == "TFJob":
+                    if change.action is Action.CREATE:
+                        result.added += 1
+                    elif change.action is Action.REPLACE:
+                        result.changed += 1
+                    elif change.action is Action.DELETE:
+                        result.destroyed += 1
+            progress.done(change, error)
+
+        trial_changes = [c for c in plan.trials if c.action is not Action.NOOP]
+        support = plan.support_changes
+        phases = [
+            [c for c in [*trial_changes, *support] if c.action is Action.DELETE],
+            [c for c in trial_changes if c.action in (Action.CREATE, Action.REPLACE)],
+            [c for c in support if c.action in (Action.CREATE, Action.UPDATE)],
+        ]
+        with ThreadPoolExecutor(max_workers=self.workers) as pool:
+            for phase in phases:
+                list(pool.map(run, phase))
+        return result
+
+    def _create(self, change: Change, *, sweep: str) -> None:
+        assert change.manifest is not None
+        try:
+            self.cluster.request("POST", self.cluster.path(change.kind, self._namespace), body=change.manifest)
+        except ApiError as err:
+            if err.status != 409:
+                raise
+            self._check_existing(change, sweep=sweep)
+
+    def _check_existing(self, change: Change, *, sweep: str) -> None:
+        """A name collision is success only for this sweep's object with the same template."""
+        assert change.manifest is not None
+        existing = self.cluster.request("GET", self.cluster.path(change.kind, self._namespace, change.name))
+        meta = existing.get("metadata") or {}
+        labels = meta.get("labels") or {}
+        if labels.get(MANAGED_BY) != "sweepctl" or labels.get(SWEEP) != sweep:
+            raise ApiError(
+                f"{change.kind} {self._namespace}/{change.name} already exists and does not belong to "
+                f"sweep {sweep}; sweepctl never adopts or deletes it",
+                status=409, hint="rename the sweep, or remove that object yourself if it is not needed",
+            )
+        want = change.manifest["metadata"]["annotations"][TEMPLATE_HASH]
+        if (meta.get("annotations") or {}).get(TEMPLATE_HASH) != want:
+            raise ApiError(
+                f"{change.kind} {change.name} already exists with another template",
+                status=409, hint=f"run `sweepctl plan` to see the drift; --replace {change.name} recreates it",
+            )
+
+    def _delete(self, change: Change) -> None:
+        body = {"propagationPolicy": "Background", "preconditions": {"uid": change.uid}}
+        try:
+            self.cluster.request("DELETE", self.cluster.path(change.kind, self._namespace, change.name), body=body)
+        except ApiError as err:
+            if err.status == 404:
+                return  # already gone: an interrupted apply, or someone else
+            if err.status == 409:
+                raise ApiError(
+                    f"{change.kind} {change.name} was replaced since the plan was made; not deleted",
+                    status=409, hint="run `sweepctl plan` again",
+                ) from None
+            raise
+
+    def _wait_gone(self, change: Change, timeout: float = 60) -> None:
+        path = self.cluster.path(change.kind, self._namespace, change.name)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                current = self.cluster.request("GET", path)
+            except ApiError as err:
+                if err.status == 404:
+                    return
+                raise
+            if (current.get("metadata") or {}).get("uid") != change.uid:
+                return
+            time.sleep(0.2)
+        raise ApiError(f"{change.kind} {change.name} is still being deleted after {timeout:.0f} s", status=0,
+                       hint="check its finalizers, then run apply again")
+
+    def _update(self, change: Change) -> None:
+        """Server-side apply of a TensorBoard object sweepctl owns (the uid pins which)."""
+        assert change.manifest is not None
+        body = {**change.manifest, "metadata": {**change.manifest["metadata"], "uid": change.uid}}
+        self.cluster.request(
+            "PATCH", self.cluster.path(change.kind, self._namespace, change.name),
+            query=[("fieldManager", FIELD_MANAGER), ("force", "true")],
+            body=body, content_type="application/apply-patch+yaml",
+        )

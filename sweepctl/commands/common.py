@@ -1,0 +1,165 @@
+"""What every command needs: read a spec, build its backend, plan, save plans.
+
+This is where the pure core meets the disk and the backends; the command
+modules stay a few lines long.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Collection
+from dataclasses import dataclass
+from pathlib import Path
+
+from sweepctl.backends.base import Backend
+from sweepctl.core import planfile
+from sweepctl.core.diagnostics import SpecError, SweepctlError
+from sweepctl.core.manifests import local_trial, tensorboard_deployment, tensorboard_service, tfjob
+from sweepctl.core.plan import Plan, compute_plan
+from sweepctl.core.schema import DEFAULT_MAX_TRIALS
+from sweepctl.core.spec import Spec, load_spec
+from sweepctl.core.trials import expand
+
+__all__ = [
+    "Access",
+    "DEFAULT_PLAN",
+    "backend_for",
+    "check_fresh",
+    "is_saved_plan",
+    "make_plan",
+    "read_plan",
+    "read_spec",
+    "save_plan",
+    "spec_of",
+]
+
+DEFAULT_PLAN = Path(".sweepctl") / "plan.json"
+
+
+@dataclass(frozen=True, kw_only=True)
+class Access:
+    """How to reach the backend, from the command line: flags win over the spec."""
+
+    backend: str | None = None
+    context: str | None = None
+    namespace: str | None = None
+    state_dir: Path | None = None
+
+
+def read_spec(path: Path, *, max_trials: int = DEFAULT_MAX_TRIALS) -> Spec:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise SpecError(f"{path}: no such file", hint="pass the path of a sweep spec (YAML)") from None
+    except (OSError, UnicodeDecodeError) as err:
+        raise SpecError(f"{path}: cannot read the spec: {err}") from None
+    return load_spec(text, filename=str(path), max_trials=max_trials)
+
+
+def backend_for(spec: Spec, access: Access) -> Backend:
+    """The backend named by the flag or the spec; Kubernetes is configured like kubectl."""
+    backend = access.backend or spec.backend
+    if backend == "kubernetes":
+        from sweepctl.backends.kubernetes import Cluster, KubernetesBackend
+
+        return KubernetesBackend(cluster=Cluster(context=access.context), namespace=access.namespace or spec.namespace)
+    if backend == "local":
+        from sweepctl.backends.local import LocalBackend
+
+        return LocalBackend(state_dir=access.state_dir or LocalBackend.default_state_dir(),
+                            parallelism=spec.parallelism, threads_per_trial=spec.threads_per_trial)
+    raise SweepctlError(f"unknown backend {backend!r}", hint="use --backend local or --backend kubernetes")
+
+
+def make_plan(
+    spec: Spec,
+    backend: Backend,
+    *,
+    replace: Collection[str] = (),
+    replace_drifted: bool = False,
+    destroy: bool = False,
+) -> Plan:
+    """Observe the sweep and diff it against the spec's desired objects."""
+    trials = expand(spec)
+    ns = backend.namespace
+    on_cluster = backend.name == "kubernetes"
+    observed = backend.observe(spec.name)
+    return compute_plan(
+        sweep=spec.name,
+        namespace=ns,
+        backend=backend.name,
+        target=backend.target,
+        spec_digest=spec.digest,
+        trials=trials,
+        desired_trials={t.name: tfjob(spec, t, namespace=ns) if on_cluster else local_trial(spec, t) for t in trials},
+        desired_support=(
+            [tensorboard_deployment(spec, namespace=ns), tensorboard_service(spec, namespace=ns)] if on_cluster else []
+        ),
+        observed=observed,
+        replace=replace,
+        replace_drifted=replace_drifted,
+        destroy=destroy,
+        spec_path=os.path.abspath(spec.source),
+    )
+
+
+def save_plan(plan: Plan, path: Path) -> None:
+    """Write atomically: a half-written plan must never be applied."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(planfile.dumps(plan), encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def read_plan(path: Path) -> Plan:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        if path == DEFAULT_PLAN:
+            raise SweepctlError(
+                f"no saved plan at {path}",
+                hint="run `sweepctl plan SPEC` first, or `sweepctl apply SPEC` to plan and apply in one go",
+            ) from None
+        raise SweepctlError(f"{path}: no such file") from None
+    return planfile.loads(text, source=str(path))
+
+
+def is_saved_plan(path: Path) -> bool:
+    """A saved plan is JSON with a format version; anything else is read as a spec."""
+    try:
+        with path.open("rb") as f:
+            head = f.read(64).lstrip()
+    except OSError:
+        return False
+    return head.startswith(b"{") and b"format_version" in head
+
+
+def spec_of(plan: Plan) -> Spec:
+    """The spec a saved plan was made from, unchanged since, or a stale-plan error."""
+    stale = SweepctlError(
+        f"Saved plan is stale: the spec {plan.spec_path} changed since the plan was made",
+        hint="run `sweepctl plan` again; nothing was changed",
+    )
+    try:
+        spec = read_spec(Path(plan.spec_path or ""), max_trials=10**9)
+    except SpecError:
+        raise stale from None
+    if spec.digest != plan.spec_digest:
+        raise stale
+    return spec
+
+
+def check_fresh(plan: Plan, backend: Backend) -> None:
+    """Refuse a saved plan made for another target, or whose sweep has changed since."""
+    from sweepctl.core.plan import fingerprint
+
+    if backend.target != plan.target:
+        raise SweepctlError(
+            f"the saved plan was made for {plan.target}, not {backend.target}",
+            hint="use the same --context/--namespace/--state-dir as the plan, or plan again",
+        )
+    if fingerprint(backend.observe(plan.sweep)) != plan.fingerprint:
+        raise SweepctlError(
+            f"Saved plan is stale: sweep {plan.sweep} changed in {plan.target} since the plan was made",
+            hint="run `sweepctl plan` again; nothing was changed",
+        )

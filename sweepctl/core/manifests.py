@@ -1,0 +1,213 @@
+"""Kubernetes objects a sweep wants: one TFJob per trial, plus one TensorBoard.
+
+Every object carries the labels that mark it as this sweep's, so that sweepctl
+lists, changes and deletes only what it created, and an annotation with the hash
+of its rendered spec, so that drift can be told from an unchanged object.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any
+
+from sweepctl.core.spec import Spec
+from sweepctl.core.trials import Trial
+
+__all__ = [
+    "MANAGED_BY",
+    "SWEEP",
+    "TRIAL",
+    "COMPONENT",
+    "PARAMS",
+    "TEMPLATE_HASH",
+    "TFJOB_GROUP",
+    "TFJOB_VERSION",
+    "TFJOB_PLURAL",
+    "sweep_selector",
+    "template_hash",
+    "tfjob",
+    "tensorboard_name",
+    "tensorboard_deployment",
+    "tensorboard_service",
+    "log_dir",
+    "local_trial",
+]
+
+MANAGED_BY = "app.kubernetes.io/managed-by"
+SWEEP = "sweepctl.dev/sweep"
+TRIAL = "sweepctl.dev/trial"
+COMPONENT = "app.kubernetes.io/component"
+PARAMS = "sweepctl.dev/params"
+TEMPLATE_HASH = "sweepctl.dev/template-hash"
+
+TFJOB_GROUP = "kubeflow.org"
+TFJOB_VERSION = "v1"
+TFJOB_PLURAL = "tfjobs"
+TENSORBOARD_PORT = 6006
+LOGS_VOLUME = "logs"
+
+# Retry a trial only when its container was killed from outside (exit codes 128+:
+# eviction, OOM, preemption); a trainer that exits 1-127 failed for good, and
+# restarting it would only burn GPU hours. backoffLimit bounds those retries.
+RESTART_POLICY = "ExitCode"
+BACKOFF_LIMIT = 3
+# Keep finished pods so `kubectl logs` still works; they hold no CPU or GPU once
+# done. No ttlSecondsAfterFinished: a TFJob deleted behind sweepctl's back would
+# be planned again as a new trial.
+CLEAN_POD_POLICY = "None"
+
+_RESTRICTED = {
+    "allowPrivilegeEscalation": False,
+    "capabilities": {"drop": ["ALL"]},
+}
+
+
+def sweep_selector(sweep: str) -> str:
+    """The label selector for every object of one sweep, and nothing else."""
+    return f"{MANAGED_BY}=sweepctl,{SWEEP}={sweep}"
+
+
+def template_hash(spec: dict[str, Any]) -> str:
+    """Hash of an object's rendered spec, stored on it to detect drift cheaply."""
+    return hashlib.sha256(json.dumps(spec, sort_keys=True, separators=(",", ":")).encode()).hexdigest()[:16]
+
+
+def log_dir(spec: Spec, trial: Trial) -> str:
+    """Where a trial writes its TensorBoard logs: a folder per trial on the shared volume."""
+    return f"{spec.mount_path}/{spec.name}/{trial.name}"
+
+
+def _labels(spec: Spec, **extra: str) -> dict[str, str]:
+    return {MANAGED_BY: "sweepctl", SWEEP: spec.name, **extra}
+
+
+def _object(kind: str, api_version: str, name: str, namespace: str, labels: dict[str, str],
+            annotations: dict[str, str], body: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "apiVersion": api_version,
+        "kind": kind,
+        "metadata": {
+            "name": name,
+            "namespace": namespace,
+            "labels": labels,
+            "annotations": {**annotations, TEMPLATE_HASH: template_hash(body)},
+        },
+        "spec": body,
+    }
+
+
+def tfjob(spec: Spec, trial: Trial, *, namespace: str) -> dict[str, Any]:
+    """The TFJob of one trial: one Chief replica running the trainer."""
+    labels = _labels(spec, **{TRIAL: trial.id})
+    limits = dict(spec.limits)
+    if spec.use_gpu:
+        limits["nvidia.com/gpu"] = "1"
+    resources: dict[str, Any] = {}
+    if spec.requests:
+        resources["requests"] = dict(spec.requests)
+    if limits:
+        resources["limits"] = limits
+    container = {
+        "name": "tensorflow",  # the TFJob webhook requires this name
+        "image": spec.image,
+        # Fixed args first, so a trial's own values win where both name a flag.
+        "args": [*spec.args, *trial.flags(), "--log-dir", log_dir(spec, trial)],
+        "resources": resources,
+        "volumeMounts": [{"name": LOGS_VOLUME, "mountPath": spec.mount_path}],
+        "securityContext": _RESTRICTED,
+    }
+    body = {
+        "runPolicy": {"cleanPodPolicy": CLEAN_POD_POLICY, "backoffLimit": BACKOFF_LIMIT},
+        "tfReplicaSpecs": {
+            "Chief": {
+                "replicas": 1,
+                "restartPolicy": RESTART_POLICY,
+                "template": {
+                    "metadata": {"labels": labels},
+                    "spec": {
+                        "securityContext": {"runAsNonRoot": True, "seccompProfile": {"type": "RuntimeDefault"}},
+                        "containers": [container],
+                        "volumes": [{"name": LOGS_VOLUME, "persistentVolumeClaim": {"claimName": spec.claim_name}}],
+                    },
+                },
+            }
+        },
+    }
+    params = json.dumps(dict(trial.params), sort_keys=True, separators=(",", ":"))
+    return _object("TFJob", f"{TFJOB_GROUP}/{TFJOB_VERSION}", trial.name, namespace, labels, {PARAMS: params}, body)
+
+
+def tensorboard_name(spec: Spec) -> str:
+    return f"{spec.name}-tensorboard"
+
+
+def _tensorboard_labels(spec: Spec) -> dict[str, str]:
+    return _labels(spec, **{COMPONENT: "tensorboard"})
+
+
+def tensorboard_deployment(spec: Spec, *, namespace: str) -> dict[str, Any]:
+    """TensorBoard reading the sweep's folder, where each trial is one run."""
+    labels = _tensorboard_labels(spec)
+    body = {
+        "replicas": 1,
+        "selector": {"matchLabels": {SWEEP: spec.name, COMPONENT: "tensorboard"}},
+        "template": {
+            "metadata": {"labels": labels},
+            "spec": {
+                # The stock TensorFlow image runs as root; TensorBoard only reads.
+                "securityContext": {
+                    "runAsNonRoot": True,
+                    "runAsUser": 1000,
+                    "seccompProfile": {"type": "RuntimeDefault"},
+                },
+                "containers": [
+                    {
+                        "name": "tensorboard",
+                        "image": spec.tensorboard_image,
+                        "command": [
+                            "tensorboard",
+                            "--logdir",
+                            f"{spec.mount_path}/{spec.name}",
+                            "--bind_all",
+                            "--port",
+                            str(TENSORBOARD_PORT),
+                        ],
+                        "ports": [{"name": "http", "containerPort": TENSORBOARD_PORT}],
+                        "readinessProbe": {"httpGet": {"path": "/", "port": "http"}},
+                        "resources": {"requests": {"cpu": "100m", "memory": "256Mi"}, "limits": {"memory": "1Gi"}},
+                        "volumeMounts": [{"name": LOGS_VOLUME, "mountPath": spec.mount_path, "readOnly": True}],
+                        "securityContext": _RESTRICTED,
+                    }
+                ],
+                "volumes": [
+                    {"name": LOGS_VOLUME, "persistentVolumeClaim": {"claimName": spec.claim_name, "readOnly": True}}
+                ],
+            },
+        },
+    }
+    return _object("Deployment", "apps/v1", tensorboard_name(spec), namespace, labels, {}, body)
+
+
+def tensorboard_service(spec: Spec, *, namespace: str) -> dict[str, Any]:
+    """ClusterIP unless the spec asks otherwise; a LoadBalancer only with source ranges."""
+    body: dict[str, Any] = {
+        "type": spec.service_type,
+        "selector": {SWEEP: spec.name, COMPONENT: "tensorboard"},
+        "ports": [{"name": "http", "port": 80, "targetPort": "http", "protocol": "TCP"}],
+    }
+    if spec.service_type == "LoadBalancer":
+        body["loadBalancerSourceRanges"] = list(spec.source_ranges)
+    return _object("Service", "v1", tensorboard_name(spec), namespace, _tensorboard_labels(spec), {}, body)
+
+
+def local_trial(spec: Spec, trial: Trial) -> dict[str, Any]:
+    """A trial for the local backend: the trainer's arguments, less --log-dir.
+
+    The backend adds --log-dir (a folder in its state directory), so moving
+    the state directory does not turn every trial into drift.
+    """
+    labels = _labels(spec, **{TRIAL: trial.id})
+    body = {"args": [*spec.args, *trial.flags(), "--threads", str(spec.threads_per_trial)]}
+    params = json.dumps(dict(trial.params), sort_keys=True, separators=(",", ":"))
+    return _object("Trial", "sweepctl.dev/v1", trial.name, "", labels, {PARAMS: params}, body)

@@ -1,0 +1,287 @@
+"""Plans: what apply would do to make the cluster (or local state) match the spec.
+
+A plan is plain data computed from the desired objects and what a backend
+observed; views only render it and backends only execute it. Apply creates and
+deletes, and never touches a trial whose template drifted unless asked to:
+recreating a trial throws away its training.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Collection, Iterable, Mapping
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Any
+
+from sweepctl.core.diagnostics import SweepctlError, did_you_mean
+from sweepctl.core.manifests import TEMPLATE_HASH, TRIAL
+from sweepctl.core.spec import Scalar
+from sweepctl.core.trials import Trial
+
+__all__ = ["RESUMABLE", "Action", "LiveObject", "Observed", "Change", "Plan", "compute_plan", "fingerprint", "drift"]
+
+
+# Local trials that were queued or running when an apply was interrupted: the
+# next apply runs them (again), as it would create a missing TFJob.
+RESUMABLE = frozenset({"Queued", "Interrupted"})
+
+
+class Action(str, Enum):
+    """What apply does to one object; the value is the glyph Terraform prints."""
+
+    CREATE = "+"
+    DELETE = "-"
+    REPLACE = "-/+"
+    UPDATE = "~"
+    NOOP = " "
+
+
+@dataclass(frozen=True, kw_only=True)
+class LiveObject:
+    """One object of the sweep as a backend saw it."""
+
+    kind: str
+    name: str
+    uid: str
+    generation: int = 0
+    labels: Mapping[str, str] = field(default_factory=dict)
+    annotations: Mapping[str, str] = field(default_factory=dict)
+    spec: Mapping[str, Any] = field(default_factory=dict)
+    state: str = ""
+    params: Mapping[str, Scalar] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Observed:
+    """Everything a backend saw of one sweep: its objects, and trials pruned from it."""
+
+    objects: tuple[LiveObject, ...] = ()
+    pruned: frozenset[str] = frozenset()
+
+
+@dataclass(frozen=True, kw_only=True)
+class Change:
+    """One object and what apply does to it.
+
+    `drift` lists field-level differences between spec and live object; a
+    drifted trial keeps Action.NOOP unless replacement was asked for.
+    """
+
+    action: Action
+    kind: str
+    name: str
+    trial_id: str | None = None
+    params: Mapping[str, Scalar] = field(default_factory=dict)
+    state: str = ""
+    drift: tuple[str, ...] = ()
+    manifest: Mapping[str, Any] | None = None
+    uid: str | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class Plan:
+    """The full plan for one sweep, and what it was computed from.
+
+    `fingerprint` summarises what the backend saw; a saved plan is applied only
+    while the live sweep still has that fingerprint.
+    """
+
+    sweep: str
+    namespace: str
+    backend: str
+    target: str
+    spec_digest: str
+    fingerprint: str
+    trials: tuple[Change, ...]
+    support: tuple[Change, ...] = ()
+    spec_path: str | None = None
+    destroy: bool = False
+
+    def _trials(self, *actions: Action) -> list[Change]:
+        return [c for c in self.trials if c.action in actions]
+
+    @property
+    def add(self) -> list[Change]:
+        return self._trials(Action.CREATE)
+
+    @property
+    def delete(self) -> list[Change]:
+        return self._trials(Action.DELETE)
+
+    @property
+    def replace(self) -> list[Change]:
+        return self._trials(Action.REPLACE)
+
+    @property
+    def unchanged(self) -> list[Change]:
+        return [c for c in self.trials if c.action is Action.NOOP and not c.drift]
+
+    @property
+    def drifted(self) -> list[Change]:
+        return [c for c in self.trials if c.drift]
+
+    @property
+    def summary(self) -> dict[str, int]:
+        """Counts of trials: a replaced trial is one change."""
+        return {"add": len(self.add), "change": len(self.replace), "destroy": len(self.delete)}
+
+    @property
+    def support_changes(self) -> list[Change]:
+        return [c for c in self.support if c.action is not Action.NOOP]
+
+    @property
+    def has_changes(self) -> bool:
+        """Whether apply would do anything at all (drift left alone is no change)."""
+        return any(self.summary.values()) or bool(self.support_changes)
+
+
+def fingerprint(observed: Observed) -> str:
+    """What a plan depends on: which objects exist, by uid, at which spec generation.
+
+    Status updates (a trial going from Running to Succeeded) do not change it,
+    so a saved plan stays valid while trials make progress.
+    """
+    lines = sorted(f"{o.kind}/{o.name}/{o.uid}/{o.generation}" for o in observed.objects)
+    lines += sorted(f"pruned/{name}" for name in observed.pruned)
+    return hashlib.sha256("\n".join(lines).encode()).hexdigest()[:20]
+
+
+def _contains(have: Any, want: Any) -> bool:
+    """Whether `have` holds everything `want` sets (servers add defaults)."""
+    if isinstance(want, dict):
+        return isinstance(have, dict) and all(k in have and _contains(have[k], v) for k, v in want.items())
+    if isinstance(want, list):
+        return isinstance(have, list) and len(have) == len(want) and all(map(_contains, have, want))
+    return bool(have == want and isinstance(have, bool) == isinstance(want, bool))
+
+
+def drift(desired: Mapping[str, Any], live: LiveObject) -> tuple[str, ...]:
+    """Field-level differences between a desired object's spec and the live one.
+
+    Fast path: same template hash and every desired field present and equal.
+    Otherwise deepdiff says what differs; fields only the server added count
+    as drift only when the spec itself changed (the hash differs).
+    """
+    want = desired["spec"]
+    same_template = live.annotations.get(TEMPLATE_HASH) == desired["metadata"]["annotations"][TEMPLATE_HASH]
+    if same_template and _contains(live.spec, want):
+        return ()
+    from deepdiff import DeepDiff  # only for objects that differ
+
+    diff = DeepDiff(dict(want), dict(live.spec), verbose_level=2)
+    lines: list[str] = []
+    for report, items in diff.tree.items():
+        if report == "dictionary_item_added" and same_template:
+            continue
+        for item in items:
+            path = "spec" + "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in item.path(output_format="list"))
+            if report == "dictionary_item_added":
+                lines.append(f"{path}: added in the cluster: {_short(item.t2)}")
+            elif report == "dictionary_item_removed":
+                lines.append(f"{path}: missing in the cluster (spec: {_short(item.t1)})")
+            elif report in ("iterable_item_added", "iterable_item_removed"):
+                side = "cluster" if report.endswith("added") else "spec"
+                lines.append(f"{path}: only in the {side}: {_short(item.t2 if side == 'cluster' else item.t1)}")
+            else:
+                lines.append(f"{path}: spec {_short(item.t1)}, cluster {_short(item.t2)}")
+    if not lines and not same_template:
+        lines.append(f"metadata.annotations.{TEMPLATE_HASH}: made from another template")
+    return tuple(sorted(lines))
+
+
+def _short(value: Any, limit: int = 60) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def compute_plan(
+    *,
+    sweep: str,
+    namespace: str,
+    backend: str,
+    target: str,
+    spec_digest: str,
+    trials: Iterable[Trial],
+    desired_trials: Mapping[str, Mapping[str, Any]],
+    desired_support: Iterable[Mapping[str, Any]],
+    observed: Observed,
+    replace: Collection[str] = (),
+    replace_drifted: bool = False,
+    destroy: bool = False,
+    spec_path: str | None = None,
+) -> Plan:
+    """Diff desired objects against observed ones.
+
+    `desired_trials` maps trial name to its manifest; `replace` names trials
+    (by name or id) to recreate. Raises SweepctlError for a `replace` that names
+    no live trial.
+    """
+    trials = list(trials)
+    live_trials = {o.name: o for o in observed.objects if TRIAL in o.labels}
+    live_support = {(o.kind, o.name): o for o in observed.objects if TRIAL not in o.labels}
+    wanted = set()
+    for name in replace:
+        match = [t for t in trials if name in (t.name, t.id) and t.name in live_trials]
+        if not match:
+            candidates = [t.name for t in trials if t.name in live_trials]
+            raise SweepctlError(
+                f"--replace {name}: no such trial in the cluster",
+                hint=did_you_mean(name, candidates) or "see `sweepctl plan` for the trials' names",
+            )
+        wanted.add(match[0].name)
+
+    changes: list[Change] = []
+    if not destroy:
+        for trial in trials:
+            manifest = desired_trials[trial.name]
+            kind = manifest["kind"]
+            live = live_trials.pop(trial.name, None)
+            if live is None or live.state in RESUMABLE:
+                if live is None and trial.name in observed.pruned:
+                    continue  # pruned trials stay pruned until revived
+                changes.append(
+                    Change(action=Action.CREATE, kind=kind, name=trial.name, trial_id=trial.id,
+                           params=trial.params, manifest=manifest, state=live.state if live else "",
+                           uid=live.uid if live else None)
+                )
+                continue
+            differences = drift(manifest, live)
+            action = Action.REPLACE if trial.name in wanted or (differences and replace_drifted) else Action.NOOP
+            changes.append(
+                Change(action=action, kind=kind, name=trial.name, trial_id=trial.id, params=trial.params,
+                       state=live.state, drift=differences, uid=live.uid,
+                       manifest=manifest if action is Action.REPLACE else None)
+            )
+    for live in live_trials.values():
+        changes.append(
+            Change(action=Action.DELETE, kind=live.kind, name=live.name, trial_id=live.labels.get(TRIAL),
+                   params=live.params, state=live.state, uid=live.uid)
+        )
+
+    support: list[Change] = []
+    for manifest in [] if destroy else desired_support:
+        key = (manifest["kind"], manifest["metadata"]["name"])
+        live = live_support.pop(key, None)
+        if live is None:
+            support.append(Change(action=Action.CREATE, kind=key[0], name=key[1], manifest=manifest))
+            continue
+        differences = drift(manifest, live)
+        support.append(
+            Change(action=Action.UPDATE if differences else Action.NOOP, kind=key[0], name=key[1],
+                   drift=differences, uid=live.uid, manifest=manifest if differences else None)
+        )
+    support += [Change(action=Action.DELETE, kind=o.kind, name=o.name, uid=o.uid) for o in live_support.values()]
+
+    return Plan(
+        sweep=sweep,
+        namespace=namespace,
+        backend=backend,
+        target=target,
+        spec_digest=spec_digest,
+        fingerprint=fingerprint(observed),
+        trials=tuple(changes),
+        support=tuple(support),
+        spec_path=spec_path,
+        destroy=destroy,
+    )

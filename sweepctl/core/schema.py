@@ -1,0 +1,162 @@
+"""The sweep spec's JSON Schema: the one place where fields, types and defaults live.
+
+The loader validates against it, fills defaults from it, and `sweepctl schema`
+publishes it for editors (schema/sweep.schema.json is a generated copy that a
+test keeps in sync).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sweepctl import __version__
+
+__all__ = ["SCHEMA", "SCHEMA_ID", "DNS1035_SWEEP", "DEFAULT_MAX_TRIALS"]
+
+SCHEMA_ID = "https://sweepctl.dev/schema/sweep.schema.json"
+DEFAULT_MAX_TRIALS = 1000
+# A sweep name prefixes every object name (TFJobs are limited to 63 characters),
+# so it is capped at 40, as Katib caps experiment names.
+DNS1035_SWEEP = r"^[a-z]([-a-z0-9]{0,38}[a-z0-9])?$"
+DNS1123_LABEL = r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"
+HYPERPARAM_NAME = r"^[a-zA-Z][a-zA-Z0-9]*$"
+
+
+_SCALAR: dict[str, Any] = {"type": ["number", "string", "boolean"]}
+_QUANTITY: dict[str, Any] = {
+    "type": "object",
+    "additionalProperties": {"type": ["string", "number"]},
+}
+
+SCHEMA: dict[str, Any] = {
+    "$schema": "https://json-schema.org/draft/2020-12/schema",
+    "$id": SCHEMA_ID,
+    "title": "sweepctl sweep spec",
+    "description": "A hyperparameter sweep: a grid of trainer runs, planned and applied like Terraform.",
+    "type": "object",
+    "required": ["name", "hyperParamValues"],
+    "additionalProperties": False,
+    "properties": {
+        "name": {
+            "description": "The sweep's name: a DNS-1035 label of at most 40 characters "
+            "(lowercase letters, digits and '-', starting with a letter).",
+            "type": "string",
+            "pattern": DNS1035_SWEEP,
+        },
+        "namespace": {
+            "description": "Kubernetes namespace. Default: the --namespace flag, else the "
+            "current kubeconfig context's namespace, else 'default'.",
+            "type": ["string", "null"],
+            "pattern": DNS1123_LABEL,
+            "default": None,
+        },
+        "backend": {
+            "description": "Where trials run: 'local' (subprocesses on this machine) or "
+            "'kubernetes' (Kubeflow TFJobs). The --backend flag overrides it.",
+            "enum": ["local", "kubernetes"],
+            "default": "local",
+        },
+        "image": {
+            "description": "Trainer container image (Kubernetes). Default: the image built "
+            "from this project's Dockerfile, sweepctl/tf-paint:<version>.",
+            "type": "string",
+            "minLength": 1,
+            "default": f"sweepctl/tf-paint:{__version__}",
+        },
+        "useGPU": {
+            "description": "Request one nvidia.com/gpu per trial (Kubernetes).",
+            "type": "boolean",
+            "default": False,
+        },
+        "args": {
+            "description": "Fixed extra trainer arguments, the same for every trial.",
+            "type": "array",
+            "items": {"type": "string"},
+            "default": [],
+        },
+        "resources": {
+            "description": "Container resources of each trial (Kubernetes).",
+            "type": "object",
+            "additionalProperties": False,
+            "properties": {
+                "requests": {**_QUANTITY, "default": {"cpu": "1", "memory": "1Gi"}},
+                "limits": {**_QUANTITY, "default": {"memory": "2Gi"}},
+            },
+            "default": {},
+        },
+        "logVolume": {
+            "description": "The shared volume where every trial writes its TensorBoard logs "
+            "and TensorBoard reads them (a ReadWriteMany PVC that must exist).",
+            "type": "object",
+            "additionalProperties": False,
+            "properties": {
+                "claimName": {"type": "string", "pattern": DNS1123_LABEL, "default": "sweepctl-logs"},
+                "mountPath": {"type": "string", "pattern": r"^/", "default": "/tmp/tensorflow"},
+            },
+            "default": {},
+        },
+        "tensorboard": {
+            "description": "The sweep's TensorBoard (Kubernetes): one Deployment and Service.",
+            "type": "object",
+            "additionalProperties": False,
+            "properties": {
+                "image": {"type": "string", "minLength": 1, "default": "tensorflow/tensorflow:2.21.0"},
+                "serviceType": {
+                    "description": "ClusterIP keeps it inside the cluster. LoadBalancer exposes "
+                    "it and then requires loadBalancerSourceRanges.",
+                    "enum": ["ClusterIP", "NodePort", "LoadBalancer"],
+                    "default": "ClusterIP",
+                },
+                "loadBalancerSourceRanges": {
+                    "description": "CIDRs allowed to reach a LoadBalancer TensorBoard.",
+                    "type": "array",
+                    "items": {"type": "string", "pattern": r"^[0-9a-fA-F:.]+/[0-9]{1,3}$"},
+                    "default": [],
+                },
+            },
+            "default": {},
+        },
+        "objective": {
+            "description": "The metric that ranks trials (a TensorBoard scalar tag).",
+            "type": "object",
+            "additionalProperties": False,
+            "properties": {
+                "metric": {"type": "string", "minLength": 1, "default": "loss"},
+                "goal": {"enum": ["minimize", "maximize"], "default": "minimize"},
+            },
+            "default": {},
+        },
+        "local": {
+            "description": "The local backend: how many trials run at once, and the "
+            "threads each gets (passed as --threads).",
+            "type": "object",
+            "additionalProperties": False,
+            "properties": {
+                "parallelism": {
+                    "description": "Default: CPU cores divided by threadsPerTrial, at least 1.",
+                    "type": ["integer", "null"],
+                    "minimum": 1,
+                    "default": None,
+                },
+                "threadsPerTrial": {"type": "integer", "minimum": 1, "default": 1},
+            },
+            "default": {},
+        },
+        "defaults": {
+            "description": "Per-hyperparameter defaults: the value trials had before the "
+            "hyperparameter was swept. A trial at the default keeps its identity and is not "
+            "passed the flag, so adding a hyperparameter keeps existing trials.",
+            "type": "object",
+            "additionalProperties": _SCALAR,
+            "default": {},
+        },
+        "hyperParamValues": {
+            "description": "Hyperparameter name (camelCase, becomes --kebab-case) to the list "
+            "of values to try. The sweep is the grid of all combinations.",
+            "type": "object",
+            "minProperties": 1,
+            "propertyNames": {"pattern": HYPERPARAM_NAME},
+            "additionalProperties": {"type": "array", "minItems": 1, "uniqueItems": True, "items": _SCALAR},
+        },
+    },
+}

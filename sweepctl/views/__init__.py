@@ -1,0 +1,41 @@
+"""Views render the core's models, for people (rich) or for scripts (JSON).
+
+A view is chosen before anything can fail, so even errors come out in the
+requested format.
+"""
+
+from __future__ import annotations
+
+from contextlib import AbstractContextManager
+from typing import TYPE_CHECKING, Protocol
+
+if TYPE_CHECKING:
+    from sweepctl.backends.base import ApplyResult, Progress
+    from sweepctl.core.diagnostics import SweepctlError
+    from sweepctl.core.plan import Plan
+
+__all__ = ["View", "make_view"]
+
+
+class View(Protocol):
+    def plan(self, plan: Plan, *, saved_to: str | None = None) -> None: ...
+
+    def applying(self, plan: Plan) -> AbstractContextManager[Progress]: ...
+
+    def applied(self, plan: Plan, result: ApplyResult) -> None: ...
+
+    def confirm(self, plan: Plan, question: str) -> bool: ...
+
+    def message(self, text: str) -> None: ...
+
+    def error(self, err: SweepctlError) -> None: ...
+
+
+def make_view(output: str) -> View:
+    if output == "json":
+        from sweepctl.views.json import JsonView
+
+        return JsonView()
+    from sweepctl.views.human import HumanView
+
+    return HumanView()

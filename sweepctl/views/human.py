@@ -1,0 +1,174 @@
+"""The human view: plans, progress and errors rendered with rich, Terraform-style."""
+
+from __future__ import annotations
+
+import sys
+from collections import Counter
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+
+from rich.console import Console, RenderableType
+from rich.markup import escape
+from rich.text import Text
+
+from sweepctl.backends.base import ApplyResult, Progress, RunningTrial
+from sweepctl.core.diagnostics import SweepctlError
+from sweepctl.core.plan import Action, Change, Plan
+
+__all__ = ["HumanView", "UNCHANGED_SHOWN"]
+
+UNCHANGED_SHOWN = 20  # unchanged trials listed one by one; the rest are counted by state
+
+_STYLE = {
+    Action.CREATE: "green",
+    Action.DELETE: "red",
+    Action.REPLACE: "magenta",
+    Action.UPDATE: "yellow",
+    Action.NOOP: "dim",
+}
+_STATE_STYLE = {"Succeeded": "green", "Failed": "red", "Running": "cyan", "Pending": "yellow", "Interrupted": "yellow"}
+
+
+def _params(change: Change) -> str:
+    return " ".join(f"{k}={v}" for k, v in change.params.items())
+
+
+def _line(glyph: str, style: str, change: Change, note: str = "") -> Text:
+    text = Text("  ")
+    text.append(f"{glyph:>3} ", style=f"bold {style}")
+    text.append(change.name, style=style)
+    if change.state:
+        text.append(f"  ({change.state})", style=_STATE_STYLE.get(change.state, ""))
+    if change.params:
+        text.append(f"  {_params(change)}", style="dim")
+    if note:
+        text.append(f"  {note}", style="italic")
+    return text
+
+
+class _LiveProgress:
+    """A progress bar, plus one row per running trial with its latest loss (local backend)."""
+
+    def __init__(self, console: Console, total: int) -> None:
+        from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn
+        from rich.progress import Progress as Bar
+
+        self.console = console
+        self.bar = Bar(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                       console=console)
+        self.task = self.bar.add_task("Applying", total=total)
+        self.rows: Sequence[RunningTrial] = ()
+        self.counts = ""
+
+    def done(self, change: Change, error: str | None) -> None:
+        if error:
+            self.console.print(Text(f"  error: {change.name}: {error}", style="red"))
+        self.bar.advance(self.task)
+
+    def running(self, trials: Sequence[RunningTrial], *, finished: int, queued: int) -> None:
+        self.rows = trials
+        self.counts = f"{finished} finished, {len(trials)} running, {queued} queued"
+
+    def __rich__(self) -> RenderableType:
+        from rich.console import Group
+        from rich.table import Table
+
+        if not self.rows:
+            return self.bar
+        table = Table(box=None, pad_edge=False, show_edge=False)
+        for column in ("trial", "hyperparameters", "loss", "time"):
+            table.add_column(column, style="dim" if column == "hyperparameters" else "")
+        for row in self.rows:
+            loss = "-" if row.loss is None else f"{row.loss:.4g}"
+            params = " ".join(f"{k}={v}" for k, v in row.params.items())
+            table.add_row(row.name, params, loss, f"{row.seconds:.0f}s")
+        return Group(self.bar, table, Text(self.counts, style="dim"))
+
+
+class HumanView:
+    """Rich output on stdout; progress and errors on stderr."""
+
+    def __init__(self, *, color: bool | None = None) -> None:
+        self.out = Console(highlight=False, no_color=color is False, soft_wrap=True)
+        self.err = Console(stderr=True, highlight=False, no_color=color is False, soft_wrap=True)
+
+    def plan(self, plan: Plan, *, saved_to: str | None = None) -> None:
+        out = self.out
+        where = f"{plan.backend}: {plan.target}"
+        if not plan.has_changes and not plan.drifted:
+            self._unchanged(plan)
+            out.print(f"\n[bold green]No changes.[/] Sweep [bold]{escape(plan.sweep)}[/] matches its spec ({escape(where)}).")
+            return
+        verb = "destroy" if plan.destroy else "perform the following actions on"
+        out.print(f"sweepctl will {verb} sweep [bold]{escape(plan.sweep)}[/] ({escape(where)}):\n")
+        lines: list[Text] = []
+        lines += [_line("+", "green", c) for c in plan.add]
+        lines += [_line("-", "red", c) for c in plan.delete]
+        for change in plan.drifted:
+            if change.action is Action.REPLACE:
+                lines.append(_line("-/+", "magenta", change, "drifted: will be recreated"))
+            else:
+                lines.append(_line("~", "yellow", change, f"drifted: left alone (--replace {change.name} recreates it)"))
+            lines += [Text(f"        {d}", style="yellow") for d in change.drift]
+        lines += [_line("-/+", "magenta", c, "will be recreated") for c in plan.replace if not c.drift]
+        for text in lines:
+            out.print(text)
+        self._unchanged(plan)
+        for change in plan.support:
+            if change.action is not Action.NOOP:
+                out.print(Text(f"  {change.action.value:>3} ", style=f"bold {_STYLE[change.action]}")
+                          + Text(f"TensorBoard {change.kind} {change.name}", style=_STYLE[change.action]))
+                for d in change.drift:
+                    out.print(Text(f"        {d}", style="yellow"))
+        s = plan.summary
+        out.print(f"\n[bold]Plan:[/] {s['add']} to add, {s['change']} to change, {s['destroy']} to destroy.")
+        if not plan.has_changes:
+            out.print("No changes to apply: drifted trials are left alone.")
+        if saved_to:
+            out.print(f"\nSaved the plan to [bold]{escape(saved_to)}[/]. To apply exactly these actions, run: "
+                      f"[bold]sweepctl apply[/]" + ("" if saved_to.endswith("plan.json") else f" {escape(saved_to)}"))
+
+    def _unchanged(self, plan: Plan) -> None:
+        unchanged = plan.unchanged
+        for change in unchanged[:UNCHANGED_SHOWN]:
+            self.out.print(_line("", "dim", change))
+        rest = unchanged[UNCHANGED_SHOWN:]
+        if rest:
+            states = Counter(c.state for c in rest)
+            counts = ", ".join(f"{n} {state}" for state, n in sorted(states.items()))
+            self.out.print(f"  [dim]... and {len(rest)} more unchanged trials ({counts})[/]")
+
+    @contextmanager
+    def applying(self, plan: Plan) -> Iterator[Progress]:
+        from rich.live import Live
+
+        total = sum(1 for c in plan.trials if c.action is not Action.NOOP) + len(plan.support_changes)
+        live_progress = _LiveProgress(self.err, total)
+        with Live(live_progress, console=self.err, refresh_per_second=4, transient=True):
+            yield live_progress
+
+    def applied(self, plan: Plan, result: ApplyResult) -> None:
+        counts = f"Resources: {result.added} added, {result.changed} changed, {result.destroyed} destroyed."
+        if result.errors:
+            self.err.print(f"\n[bold red]Apply incomplete:[/] {len(result.errors)} failed. {counts}\n"
+                           "Fix the errors above, then run `sweepctl plan` and apply again; what was done stays done.")
+        else:
+            self.out.print(f"\n[bold green]Apply complete![/] {counts}")
+
+    def confirm(self, plan: Plan, question: str) -> bool:
+        self.out.print(f"\n[bold]{escape(question)}[/]\n  Only 'yes' will be accepted to approve.\n")
+        try:
+            answer = input("  Enter a value: ")
+        except EOFError:
+            answer = ""
+        return answer.strip() == "yes"
+
+    def message(self, text: str) -> None:
+        self.out.print(text)
+
+    def error(self, err: SweepctlError) -> None:
+        for d in err.diagnostics:
+            where = f"{escape(d.location)}: " if d.file or d.line else ""
+            self.err.print(f"[bold red]Error:[/] {where}{escape(d.message)}")
+            if d.hint:
+                self.err.print(f"  [dim]hint:[/] {escape(d.hint)}")
