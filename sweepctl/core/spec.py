@@ -343,7 +343,7 @@ def _semantic_diagnostics(doc: _Document, filename: str, max_trials: int) -> Ite
         sizes = " x ".join(str(len(v)) for v in grid.values())
         yield _at(
             filename,
-            doc.values.get(("hyperParamValues",)),
+            doc.keys.get(("hyperParamValues",)),
             f"the grid has {size:,} trials ({sizes}), more than the limit of {max_trials:,}",
             f"raise the limit with --max-trials {size}, or list fewer values",
         )

@@ -73,8 +73,9 @@ def _token(value: Scalar) -> str:
 
 
 def trial_name(sweep: str, identity: Mapping[str, Scalar], tid: str) -> str:
-    """`<sweep>-<lr0p01-hl5>-<id>`: readable where it fits, always unique by the id."""
-    readable = "-".join(f"{_abbreviation(k)}{_token(v)}" for k, v in identity.items())
+    """`<sweep>-<hl5-lr0p01>-<id>`: readable where it fits, always unique by the id."""
+    # Sorted: reordering the spec's keys must not rename trials.
+    readable = "-".join(f"{_abbreviation(k)}{_token(identity[k])}" for k in sorted(identity))
     name = f"{sweep}-{readable}-{tid}" if readable else f"{sweep}-{tid}"
     if len(name) > MAX_NAME:
         name = f"{sweep}-{tid}"

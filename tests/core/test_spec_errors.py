@@ -1,0 +1,132 @@
+"""Bad specs are refused with file, line, column and a hint, before any API request.
+
+The kubeconfig points at a real TCP listener on loopback that records every
+connection, so "no request was made" is observed, not assumed.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import threading
+from pathlib import Path
+
+import pytest
+
+GOOD = """\
+name: lab
+backend: kubernetes
+hyperParamValues:
+  learningRate: [0.001, 0.01, 0.1]
+  hiddenLayers: [5, 6, 7]
+"""
+
+CASES = {
+    "malformed YAML": (
+        "name: lab\nhyperParamValues:\n  learningRate: [0.001, 0.01\n  hiddenLayers: [5]\n",
+        "malformed YAML", None, "indentation",
+    ),
+    "unknown key": (GOOD.replace("name: lab", "name: lab\nimgae: x"), "unknown key 'imgae'", (2, 1), "did you mean 'image'?"),
+    "nested unknown key": (
+        GOOD + "tensorboard:\n  servicetype: ClusterIP\n", "unknown key 'servicetype' in tensorboard", (7, 3),
+        "did you mean 'serviceType'?",
+    ),
+    "empty list": (GOOD.replace("[5, 6, 7]", "[]"), "hyperParamValues.hiddenLayers is an empty list", (5, 17), "at least one"),
+    "duplicate by value": (
+        GOOD.replace("[0.001, 0.01, 0.1]", "[0.001, 0.01, 1.0e-2]"), "lists 0.01 twice", (4, 31), "same",
+    ),
+    "non-scalar value": (
+        GOOD.replace("[5, 6, 7]", "[5, [6, 7]]"), "hyperParamValues.hiddenLayers[1]: expected a number, a string or true or false, got a list",
+        (5, 21), "single scalar",
+    ),
+    "wrong type": (GOOD + "useGPU: sometimes\n", "useGPU: expected true or false, got a string", (6, 9), None),
+    "name not DNS-safe": (
+        GOOD.replace("name: lab", "name: Starry_Night"), "sweep name 'Starry_Night' is not a DNS-1035 label", (1, 7),
+        "e.g. 'starry-night'",
+    ),
+    "name too long": (GOOD.replace("name: lab", "name: " + "a" * 41), "is not a DNS-1035 label of at most 40", (1, 7), None),
+    "grid over the limit": (
+        GOOD.replace("[5, 6, 7]", "[" + ", ".join(str(i) for i in range(400)) + "]"),
+        "the grid has 1,200 trials (3 x 400), more than the limit of 1,000", (3, 1), "--max-trials 1200",
+    ),
+    "LoadBalancer without ranges": (
+        GOOD + "tensorboard: {serviceType: LoadBalancer}\n", "LoadBalancer TensorBoard needs", (6, 28), "CIDRs",
+    ),
+    "hyperparameter name": (
+        GOOD.replace("hiddenLayers", "hidden-layers"), "hyperparameter name 'hidden-layers' must be camelCase", (5, 3),
+        "'hiddenLayers'",
+    ),
+    "missing name": (GOOD.replace("name: lab\n", ""), "missing required key 'name'", (1, 1), "name: my-sweep"),
+}
+
+
+@pytest.fixture
+def recording_server(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, int]]:
+    """A listener standing in for the API server: it only records connections."""
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    sock.listen()
+    sock.settimeout(0.2)
+    seen: list[tuple[str, int]] = []
+    stop = threading.Event()
+
+    def accept() -> None:
+        while not stop.is_set():
+            try:
+                conn, addr = sock.accept()
+            except TimeoutError:
+                continue
+            seen.append(addr)
+            conn.close()
+
+    thread = threading.Thread(target=accept, daemon=True)
+    thread.start()
+    kubeconfig = tmp_path / "kubeconfig"
+    port = sock.getsockname()[1]
+    kubeconfig.write_text(json.dumps({
+        "apiVersion": "v1", "kind": "Config", "current-context": "c",
+        "clusters": [{"name": "c", "cluster": {"server": f"https://127.0.0.1:{port}", "insecure-skip-tls-verify": True}}],
+        "users": [{"name": "u", "user": {"token": "t"}}],
+        "contexts": [{"name": "c", "context": {"cluster": "c", "user": "u"}}],
+    }))
+    monkeypatch.setenv("KUBECONFIG", str(kubeconfig))
+    yield seen
+    stop.set()
+    thread.join()
+    sock.close()
+
+
+def test_the_recorder_sees_a_real_request(sweepctl, recording_server, tmp_path: Path) -> None:
+    spec = tmp_path / "good.yaml"
+    spec.write_text(GOOD)
+    res = sweepctl("plan", spec)
+    assert res.exit_code == 1  # the listener answers nothing
+    assert recording_server, "a valid spec must reach the API server"
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_bad_spec_is_refused_before_any_request(sweepctl, recording_server, tmp_path: Path, case: str) -> None:
+    text, message, position, hint = CASES[case]
+    spec = tmp_path / "bad.yaml"
+    spec.write_text(text)
+    for command in (("plan", spec), ("apply", spec, "--auto-approve"), ("plan", spec, "-o", "json")):
+        res = sweepctl(*command)
+        assert res.exit_code == 1, res.output
+    assert recording_server == []
+    res = sweepctl("plan", spec)
+    assert message in res.stderr
+    if position:
+        assert f"bad.yaml:{position[0]}:{position[1]}: " in res.stderr
+    else:
+        assert "bad.yaml:" in res.stderr
+    if hint:
+        assert hint in res.stderr
+    diagnostics = json.loads(sweepctl("plan", spec, "-o", "json").stdout)["error"]["diagnostics"]
+    assert any(message in d["message"] for d in diagnostics)
+    assert not (tmp_path / ".sweepctl" / "plan.json").exists()
+
+
+def test_missing_spec_file(sweepctl, recording_server) -> None:
+    res = sweepctl("plan", "nope.yaml")
+    assert res.exit_code == 1
+    assert "nope.yaml: no such file" in res.stderr
