@@ -17,6 +17,8 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+import orjson
+
 from sweepctl.backends.base import ApplyResult, Progress
 from sweepctl.core.diagnostics import SweepctlError
 from sweepctl.core.manifests import (
@@ -121,7 +123,7 @@ class Cluster:
             ) from None
         if resp.status >= 400:
             raise self._error(resp.status, resp.reason, data, method, path)
-        return json.loads(data) if data else {}
+        return orjson.loads(data) if data else {}
 
     def _error(self, status: int, reason: str | None, body: bytes | str | None, method: str, path: str) -> ApiError:
         try:
@@ -163,8 +165,8 @@ def _live(kind: str, item: dict[str, Any]) -> LiveObject:
     meta = item.get("metadata") or {}
     annotations = meta.get("annotations") or {}
     try:
-        params = json.loads(annotations.get(PARAMS, "{}"))
-    except ValueError:
+        params = orjson.loads(annotations.get(PARAMS, "{}"))
+    except orjson.JSONDecodeError:
         params = {}
     return LiveObject(
         kind=kind,

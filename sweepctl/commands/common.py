@@ -79,11 +79,19 @@ def make_plan(
     replace_drifted: bool = False,
     destroy: bool = False,
 ) -> Plan:
-    """Observe the sweep and diff it against the spec's desired objects."""
-    trials = expand(spec)
-    ns = backend.namespace
-    on_cluster = backend.name == "kubernetes"
-    observed = backend.observe(spec.name)
+    """Observe the sweep and diff it against the spec's desired objects.
+
+    Observing waits on the network; the desired objects are rendered meanwhile.
+    """
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        observing = pool.submit(backend.observe, spec.name)
+        trials = expand(spec)
+        ns = backend.namespace
+        on_cluster = backend.name == "kubernetes"
+        desired = {t.name: tfjob(spec, t, namespace=ns) if on_cluster else local_trial(spec, t) for t in trials}
+        observed = observing.result()
     return compute_plan(
         sweep=spec.name,
         namespace=ns,
@@ -91,7 +99,7 @@ def make_plan(
         target=backend.target,
         spec_digest=spec.digest,
         trials=trials,
-        desired_trials={t.name: tfjob(spec, t, namespace=ns) if on_cluster else local_trial(spec, t) for t in trials},
+        desired_trials=desired,
         desired_support=(
             [tensorboard_deployment(spec, namespace=ns), tensorboard_service(spec, namespace=ns)] if on_cluster else []
         ),
@@ -107,7 +115,7 @@ def save_plan(plan: Plan, path: Path) -> None:
     """Write atomically: a half-written plan must never be applied."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(planfile.dumps(plan), encoding="utf-8")
+    tmp.write_bytes(planfile.dumps(plan))
     os.replace(tmp, path)
 
 

@@ -8,8 +8,9 @@ of its rendered spec, so that drift can be told from an unchanged object.
 from __future__ import annotations
 
 import hashlib
-import json
 from typing import Any
+
+import orjson
 
 from sweepctl.core.spec import Spec
 from sweepctl.core.trials import Trial
@@ -70,7 +71,7 @@ def sweep_selector(sweep: str) -> str:
 
 def template_hash(spec: dict[str, Any]) -> str:
     """Hash of an object's rendered spec, stored on it to detect drift cheaply."""
-    return hashlib.sha256(json.dumps(spec, sort_keys=True, separators=(",", ":")).encode()).hexdigest()[:16]
+    return hashlib.sha256(orjson.dumps(spec, option=orjson.OPT_SORT_KEYS)).hexdigest()[:16]
 
 
 def log_dir(spec: Spec, trial: Trial) -> str:
@@ -134,7 +135,7 @@ def tfjob(spec: Spec, trial: Trial, *, namespace: str) -> dict[str, Any]:
             }
         },
     }
-    params = json.dumps(dict(trial.params), sort_keys=True, separators=(",", ":"))
+    params = orjson.dumps(dict(trial.params), option=orjson.OPT_SORT_KEYS).decode()
     return _object("TFJob", f"{TFJOB_GROUP}/{TFJOB_VERSION}", trial.name, namespace, labels, {PARAMS: params}, body)
 
 
@@ -209,5 +210,5 @@ def local_trial(spec: Spec, trial: Trial) -> dict[str, Any]:
     """
     labels = _labels(spec, **{TRIAL: trial.id})
     body = {"args": [*spec.args, *trial.flags(), "--threads", str(spec.threads_per_trial)]}
-    params = json.dumps(dict(trial.params), sort_keys=True, separators=(",", ":"))
+    params = orjson.dumps(dict(trial.params), option=orjson.OPT_SORT_KEYS).decode()
     return _object("Trial", "sweepctl.dev/v1", trial.name, "", labels, {PARAMS: params}, body)

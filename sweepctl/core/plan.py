@@ -159,13 +159,15 @@ def _contains(have: Any, want: Any) -> bool:
 def drift(desired: Mapping[str, Any], live: LiveObject) -> tuple[str, ...]:
     """Field-level differences between a desired object's spec and the live one.
 
-    Fast path: same template hash and every desired field present and equal.
+    Fast path: same template hash, and either the object's spec was never
+    changed (generation 1) or every desired field is present and equal.
     Otherwise deepdiff says what differs; fields only the server added count
     as drift only when the spec itself changed (the hash differs).
     """
     want = desired["spec"]
     same_template = live.annotations.get(TEMPLATE_HASH) == desired["metadata"]["annotations"][TEMPLATE_HASH]
-    if same_template and _contains(live.spec, want):
+    # Generation 1: nobody has changed the spec since it was created from that template.
+    if same_template and (live.generation == 1 or _contains(live.spec, want)):
         return ()
     from deepdiff import DeepDiff  # only for objects that differ
 

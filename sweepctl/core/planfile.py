@@ -8,8 +8,10 @@ describes the world.
 from __future__ import annotations
 
 import json
-from dataclasses import asdict
+from dataclasses import asdict, fields
 from typing import Any
+
+import orjson
 
 from sweepctl import __version__
 from sweepctl.core.diagnostics import SweepctlError
@@ -20,12 +22,15 @@ __all__ = ["FORMAT_VERSION", "dumps", "loads"]
 FORMAT_VERSION = 1
 
 
-def dumps(plan: Plan) -> str:
-    data = asdict(plan)
-    for group in ("trials", "support"):
-        for change in data[group]:
-            change["action"] = change["action"].value
-    return json.dumps({"format_version": FORMAT_VERSION, "sweepctl_version": __version__, "plan": data}, indent=1)
+def _changes(changes: tuple[Change, ...]) -> list[dict[str, Any]]:
+    # Only what apply acts on: unchanged trials are no part of a saved plan.
+    return [{**asdict(c), "action": c.action.value} for c in changes if c.action is not Action.NOOP]
+
+
+def dumps(plan: Plan) -> bytes:
+    data = {**{f.name: getattr(plan, f.name) for f in fields(plan)},
+            "trials": _changes(plan.trials), "support": _changes(plan.support)}
+    return orjson.dumps({"format_version": FORMAT_VERSION, "sweepctl_version": __version__, "plan": data})
 
 
 def _change(data: dict[str, Any]) -> Change:

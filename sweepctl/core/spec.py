@@ -6,6 +6,7 @@ error can be reported, with its line and column, before anything else happens.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import math
@@ -68,6 +69,7 @@ class Spec:
         return math.prod(len(hp.values) for hp in self.hyper_params)
 
 
+@functools.lru_cache(maxsize=1024)
 def flag_name(name: str) -> str:
     """camelCase hyperparameter name -> trainer flag: learningRate -> --learning-rate."""
     return "--" + re.sub(r"(?<=[a-z0-9])([A-Z])|(?<=[A-Z])([A-Z])(?=[a-z])", r"-\1\2", name).lower()
