@@ -268,3 +268,24 @@ def test_destroy_asks_and_no_keeps_everything(sweepctl, lab: Path, control_plane
     res = sweepctl("destroy", lab, input="yes\n")
     assert res.exit_code == 0
     assert tfjobs(control_plane, namespace) == {}
+
+
+def test_least_privilege_role_from_the_readme_is_enough(sweepctl, lab: Path, control_plane, namespace: str) -> None:
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    role = readme.split("```yaml\napiVersion: rbac.authorization.k8s.io/v1\n", 1)[1].split("```", 1)[0]
+    control_plane.kubectl("-n", namespace, "apply", "-f", "-",
+                          input="apiVersion: rbac.authorization.k8s.io/v1\n" + role)
+    control_plane.kubectl("-n", namespace, "create", "rolebinding", "sweepctl", "--role=sweepctl",
+                          "--user=restricted")
+    as_restricted = ("--context", "restricted@testbed")
+    res = sweepctl("apply", lab, "--auto-approve", *as_restricted)
+    assert res.exit_code == 0, res.output
+    assert "9 added" in res.stdout
+    write(lab, LAB.format(ns=namespace).replace("[5, 6, 7]", "[5, 6]"))
+    assert sweepctl("apply", lab, "--auto-approve", *as_restricted).exit_code == 0
+    assert sweepctl("destroy", lab, "--auto-approve", *as_restricted).exit_code == 0
+    assert tfjobs(control_plane, namespace) == {}
+
+    res = sweepctl("plan", lab, *as_restricted, "-n", "default")
+    assert res.exit_code == 1
+    assert "403" in res.stderr and "Role" in res.stderr
