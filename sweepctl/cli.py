@@ -155,6 +155,23 @@ def destroy(
 
 
 @app.command()
+def tensorboard(
+    spec: SpecArg,
+    port: Annotated[int | None, typer.Option("--port", help="Local port. [default: a free one]",
+                                             show_default=False)] = None,
+    bind_all: Annotated[bool, typer.Option("--bind-all", help="Listen on every interface, not only loopback.")]
+    = False,
+    backend: BackendOpt = None,
+    context: ContextOpt = None,
+    namespace: NamespaceOpt = None,
+    state_dir: StateDirOpt = None,
+) -> None:
+    """Start TensorBoard on the sweep's logs (local), or say how to reach the sweep's TensorBoard (Kubernetes)."""
+    _run(Output.text, "tensorboard", spec_path=spec, access=_access(backend, context, namespace, state_dir),
+         port=port, bind_all=bind_all)
+
+
+@app.command()
 def schema() -> None:
     """Print the spec's JSON Schema, for editors (yaml-language-server)."""
     import json

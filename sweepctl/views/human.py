@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from collections import Counter
 from collections.abc import Iterator, Sequence
@@ -154,6 +155,10 @@ class HumanView:
                            "Fix the errors above, then run `sweepctl plan` and apply again; what was done stays done.")
         else:
             self.out.print(f"\n[bold green]Apply complete![/] {counts}")
+        if plan.backend == "local" and not plan.destroy:
+            spec = escape(os.path.relpath(plan.spec_path)) if plan.spec_path else "SPEC"
+            self.out.print(f"Look at the results: [bold]sweepctl tensorboard {spec}[/] "
+                           f"(each trial's logs, reconstruction.png and metrics.json are in {escape(plan.target[9:])}).")
 
     def confirm(self, plan: Plan, question: str) -> bool:
         self.out.print(f"\n[bold]{escape(question)}[/]\n  Only 'yes' will be accepted to approve.\n")

@@ -1,0 +1,76 @@
+"""`sweepctl tensorboard SPEC`: look at a sweep's trials in TensorBoard.
+
+Locally it starts a real TensorBoard on the sweep's logs, on loopback unless
+--bind-all; on Kubernetes it says how to reach the sweep's own TensorBoard.
+"""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+from sweepctl.commands.common import Access, backend_for, read_spec
+from sweepctl.core.diagnostics import SweepctlError
+from sweepctl.core.manifests import tensorboard_name
+from sweepctl.views import View
+
+__all__ = ["run"]
+
+
+def run(view: View, *, spec_path: Path, access: Access, port: int | None, bind_all: bool) -> int:
+    spec = read_spec(spec_path, max_trials=10**9)
+    backend = backend_for(spec, access)
+    if backend.name == "kubernetes":
+        name, ns = tensorboard_name(spec), backend.namespace
+        server = getattr(getattr(backend, "cluster", None), "server", "<api-server>")
+        view.message(
+            f"TensorBoard for sweep {spec.name} runs in the cluster as service/{name} "
+            f"(namespace {ns}, {spec.service_type}).\n"
+            f"Reach it with:  kubectl port-forward -n {ns} service/{name} 6006:80  and open http://localhost:6006\n"
+            f"or through the API server's proxy: {server}/api/v1/namespaces/{ns}/services/{name}:http/proxy/"
+        )
+        return 0
+    logs = backend.sweep_dir(spec.name) / "logs"  # type: ignore[attr-defined]
+    if not logs.is_dir():
+        raise SweepctlError(f"sweep {spec.name} has no logs in {logs}", hint=f"run `sweepctl apply {spec_path}` first")
+    host = "0.0.0.0" if bind_all else "127.0.0.1"
+    port = port or _free_port(host)
+    argv = [sys.executable, "-m", "tensorboard.main", "--logdir", str(logs), "--host", host, "--port", str(port)]
+    try:
+        proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    except OSError as err:
+        raise SweepctlError(f"cannot start TensorBoard: {err}") from None
+    url = f"http://{'127.0.0.1' if host == '127.0.0.1' else socket.gethostname()}:{port}/"
+    try:
+        _wait_until_serving(proc, f"http://127.0.0.1:{port}/")
+        view.message(f"TensorBoard for sweep {spec.name}: {url}  (one run per trial; Ctrl-C to stop)")
+        return proc.wait()
+    finally:
+        if proc.poll() is None:
+            proc.terminate()
+            proc.wait(timeout=10)
+
+
+def _free_port(host: str) -> int:
+    with socket.socket() as s:
+        s.bind((host, 0))
+        return s.getsockname()[1]
+
+
+def _wait_until_serving(proc: subprocess.Popen[bytes], url: str, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            err = proc.stderr.read().decode(errors="replace") if proc.stderr else ""
+            hint = "install the trainer extra: pip install 'sweepctl[train]'" if "No module named" in err else None
+            raise SweepctlError(f"TensorBoard exited with {proc.returncode}: {err.strip()[-500:]}", hint=hint)
+        try:
+            with urllib.request.urlopen(url, timeout=1):
+                return
+        except OSError:
+            time.sleep(0.2)
+    raise SweepctlError(f"TensorBoard did not answer at {url} within {timeout:.0f} s")
