@@ -34,14 +34,14 @@ def _params(change: Change) -> str:
     return " ".join(f"{k}={v}" for k, v in change.params.items())
 
 
-def _line(glyph: str, style: str, change: Change, note: str = "") -> Text:
+def _line(glyph: str, style: str, change: Change, note: str = "", *, width: int = 0) -> Text:
     text = Text("  ")
     text.append(f"{glyph:>3} ", style=f"bold {style}")
-    text.append(change.name, style=style)
-    if change.state:
-        text.append(f"  ({change.state})", style=_STATE_STYLE.get(change.state, ""))
+    text.append(change.name.ljust(width), style=style)
+    state = f"({change.state})" if change.state else ""
+    text.append(f"  {state:<13}", style=_STATE_STYLE.get(change.state, ""))
     if change.params:
-        text.append(f"  {_params(change)}", style="dim")
+        text.append(_params(change), style="dim")
     if note:
         text.append(f"  {note}", style="italic")
     return text
@@ -102,16 +102,18 @@ class HumanView:
             return
         verb = "destroy" if plan.destroy else "perform the following actions on"
         out.print(f"sweepctl will {verb} sweep [bold]{escape(plan.sweep)}[/] ({escape(where)}):\n")
+        w = max((len(c.name) for c in plan.trials), default=0)
         lines: list[Text] = []
-        lines += [_line("+", "green", c) for c in plan.add]
-        lines += [_line("-", "red", c) for c in plan.delete]
+        lines += [_line("+", "green", c, width=w) for c in plan.add]
+        lines += [_line("-", "red", c, width=w) for c in plan.delete]
         for change in plan.drifted:
             if change.action is Action.REPLACE:
-                lines.append(_line("-/+", "magenta", change, "drifted: will be recreated"))
+                lines.append(_line("-/+", "magenta", change, "drifted: will be recreated", width=w))
             else:
-                lines.append(_line("~", "yellow", change, f"drifted: left alone (--replace {change.name} recreates it)"))
+                lines.append(_line("~", "yellow", change, f"drifted: left alone (--replace {change.name} recreates it)",
+                                   width=w))
             lines += [Text(f"        {d}", style="yellow") for d in change.drift]
-        lines += [_line("-/+", "magenta", c, "will be recreated") for c in plan.replace if not c.drift]
+        lines += [_line("-/+", "magenta", c, "will be recreated", width=w) for c in plan.replace if not c.drift]
         for text in lines:
             out.print(text)
         self._unchanged(plan)
@@ -131,8 +133,9 @@ class HumanView:
 
     def _unchanged(self, plan: Plan) -> None:
         unchanged = plan.unchanged
+        width = max((len(c.name) for c in plan.trials), default=0)
         for change in unchanged[:UNCHANGED_SHOWN]:
-            self.out.print(_line("", "dim", change))
+            self.out.print(_line("", "dim", change, width=width))
         rest = unchanged[UNCHANGED_SHOWN:]
         if rest:
             states = Counter(c.state for c in rest)

@@ -289,3 +289,18 @@ def test_least_privilege_role_from_the_readme_is_enough(sweepctl, lab: Path, con
     res = sweepctl("plan", lab, *as_restricted, "-n", "default")
     assert res.exit_code == 1
     assert "403" in res.stderr and "Role" in res.stderr
+
+
+def test_new_hyperparameter_with_its_default_keeps_existing_trials(
+    sweepctl, lab: Path, control_plane, namespace: str
+) -> None:
+    assert sweepctl("apply", lab, "--auto-approve").exit_code == 0
+    before = uids(control_plane, namespace)
+    write(lab, LAB.format(ns=namespace) + "  batchSize: [50, 200]\ndefaults: {batchSize: 50}\n")
+    plan = plan_json(sweepctl, lab)
+    assert plan["summary"] == {"add": 9, "change": 0, "destroy": 0}
+    assert plan["drift"] == []
+    assert {t["params"]["batchSize"] for t in plan["add"]} == {200}
+    assert sweepctl("apply").exit_code == 0
+    after = uids(control_plane, namespace)
+    assert {n: after[n] for n in before} == before and len(after) == 18
