@@ -8,12 +8,14 @@ adding a hyperparameter keeps the trials that ran before it existed.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import itertools
-import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
+
+import orjson
 
 from sweepctl.core.spec import Scalar, Spec, flag_name, value_key
 
@@ -51,22 +53,21 @@ def render_value(value: Scalar) -> str:
     return str(value)
 
 
-def _canonical_json(identity: Mapping[str, Scalar]) -> str:
-    return json.dumps(identity, sort_keys=True, separators=(",", ":"))
-
-
 def trial_id(sweep: str, identity: Mapping[str, Scalar]) -> str:
     """A short stable hash of the sweep name and the identifying values."""
-    digest = hashlib.sha256(f"{sweep}\0{_canonical_json(identity)}".encode()).hexdigest()
+    canonical = orjson.dumps(dict(identity), option=orjson.OPT_SORT_KEYS)
+    digest = hashlib.sha256(sweep.encode() + b"\0" + canonical).hexdigest()
     return digest[:_ID_CHARS]
 
 
+@functools.lru_cache(maxsize=1024)
 def _abbreviation(name: str) -> str:
     """learningRate -> lr, hiddenLayers -> hl, seed -> seed."""
     words = flag_name(name)[2:].split("-")
     return words[0] if len(words) == 1 else "".join(w[0] for w in words)
 
 
+@functools.lru_cache(maxsize=65536, typed=True)  # typed: True and 1 are different values
 def _token(value: Scalar) -> str:
     text = render_value(value).lower().replace(".", "p").replace("+", "")
     return re.sub(r"[^a-z0-9-]+", "-", text).strip("-")
