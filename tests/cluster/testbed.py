@@ -132,6 +132,14 @@ def https_ok(url: str, ca: Path, token: str) -> bool:
         return False
 
 
+def established(url: str, ca: Path, token: str) -> bool:
+    ctx = ssl.create_default_context(cafile=str(ca))
+    req = urllib.request.Request(url, headers={"Authorization": f"Bearer {token}"})
+    with urllib.request.urlopen(req, context=ctx, timeout=2) as resp:
+        conditions = json.load(resp).get("status", {}).get("conditions") or []
+    return any(c.get("type") == "Established" and c.get("status") == "True" for c in conditions)
+
+
 def write_kubeconfig(path: Path, server: str, ca: Path, tokens: dict[str, str]) -> None:
     """JSON is YAML: kubectl and the Python client both read it."""
     ca_data = base64.b64encode(ca.read_bytes()).decode()
@@ -226,8 +234,11 @@ def up(run_dir: Path = DEFAULT_DIR) -> Path:
         kubectl = [str(bin_dir / "kubectl"), "--kubeconfig", str(kubeconfig)]
         subprocess.run([*kubectl, "apply", "--server-side", "-f", str(crd)], check=True,
                        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        subprocess.run([*kubectl, "wait", "--for", "condition=Established", "--timeout", "60s", f"crd/{CRD_NAME}"],
-                       check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        # Polled here, not with `kubectl wait`: that fails outright when it looks
+        # before the CRD has any status conditions (seen on a loaded machine).
+        crd_url = f"{server}/apis/apiextensions.k8s.io/v1/customresourcedefinitions/{CRD_NAME}"
+        wait_until("the TFJob CRD to be Established", lambda: established(crd_url, ca, tokens["admin"]),
+                   60, procs, run_dir)
         (run_dir / "bin").symlink_to(bin_dir)
         log(f"control plane up at {server}: {time.monotonic() - t0:.1f} s from start to the TFJob CRD "
             f"Established ({time.monotonic() - started:.1f} s with the build check)")
