@@ -63,6 +63,14 @@ class Backend(Protocol):
         """Every object of the sweep, and its pruned trials."""
         ...
 
+    def sweeps(self) -> list[str]:
+        """The names of the sweeps this backend holds, for errors that must list them."""
+        ...
+
     def apply(self, plan: Plan, *, progress: Progress) -> ApplyResult:
-        """Carry out the plan's changes; already-done changes count as done."""
+        """Carry out the plan's changes; already-done changes count as done.
+
+        The plan's `prune` records are stored before any delete, so a pruned
+        trial never comes back; a revived trial's record is dropped.
+        """
         ...

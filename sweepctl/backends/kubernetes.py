@@ -3,7 +3,9 @@
 All API access goes through `Cluster`, which maps HTTP statuses to errors a
 user can act on. Listing is one paginated, label-selected LIST per kind;
 writes are concurrent; every delete carries the uid the plan saw, so an object
-that was replaced behind sweepctl's back is never deleted.
+that was replaced behind sweepctl's back is never deleted. Pruned trials are
+recorded in one ConfigMap per sweep (`<sweep>-sweepctl-pruned`, labelled as the
+sweep's), read with one GET by observe.
 """
 
 from __future__ import annotations
@@ -31,9 +33,9 @@ from sweepctl.core.manifests import (
     TFJOB_VERSION,
     sweep_selector,
 )
-from sweepctl.core.plan import Action, Change, LiveObject, Observed, Plan
+from sweepctl.core.plan import PRUNED, Action, Change, LiveObject, Observed, Plan
 
-__all__ = ["Cluster", "KubernetesBackend", "ApiError", "tfjob_state", "PAGE_SIZE"]
+__all__ = ["Cluster", "KubernetesBackend", "ApiError", "tfjob_state", "pruned_configmap_name", "PAGE_SIZE"]
 
 PAGE_SIZE = 500
 FIELD_MANAGER = "sweepctl"
@@ -44,7 +46,13 @@ _PATHS = {
     "TFJob": f"/apis/{TFJOB_GROUP}/{TFJOB_VERSION}/namespaces/{{ns}}/{TFJOB_PLURAL}",
     "Deployment": "/apis/apps/v1/namespaces/{ns}/deployments",
     "Service": "/api/v1/namespaces/{ns}/services",
+    "ConfigMap": "/api/v1/namespaces/{ns}/configmaps",
 }
+
+
+def pruned_configmap_name(sweep: str) -> str:
+    """The ConfigMap that records a sweep's pruned trials (name -> JSON record)."""
+    return f"{sweep}-sweepctl-pruned"
 
 
 class ApiError(SweepctlError):
@@ -103,6 +111,12 @@ class Cluster:
     def request(self, method: str, path: str, *, query: list[tuple[str, Any]] | None = None,
                 body: Any = None, content_type: str = "application/json") -> dict[str, Any]:
         """One API call; returns the decoded JSON body or raises ApiError."""
+        data = self.request_bytes(method, path, query=query, body=body, content_type=content_type)
+        return orjson.loads(data) if data else {}
+
+    def request_bytes(self, method: str, path: str, *, query: list[tuple[str, Any]] | None = None,
+                      body: Any = None, content_type: str = "application/json") -> bytes:
+        """One API call; returns the raw body (e.g. an image through a service proxy) or raises ApiError."""
         import urllib3
 
         with self._lock:
@@ -123,7 +137,7 @@ class Cluster:
             ) from None
         if resp.status >= 400:
             raise self._error(resp.status, resp.reason, data, method, path)
-        return orjson.loads(data) if data else {}
+        return bytes(data or b"")
 
     def _error(self, status: int, reason: str | None, body: bytes | str | None, method: str, path: str) -> ApiError:
         try:
@@ -206,7 +220,32 @@ class KubernetesBackend:
             for kind in ("TFJob", "Deployment", "Service")
             for item in self.cluster.list(kind, self._namespace, selector)
         ]
-        return Observed(objects=tuple(objects))
+        return Observed(objects=tuple(objects), pruned=self._pruned(sweep))
+
+    def _pruned(self, sweep: str) -> dict[str, Any]:
+        """The sweep's pruned-trial records: one GET; none when its ConfigMap is absent or not the sweep's."""
+        try:
+            cm = self.cluster.request("GET", self.cluster.path("ConfigMap", self._namespace,
+                                                               pruned_configmap_name(sweep)))
+        except ApiError as err:
+            if err.status == 404:
+                return {}
+            raise
+        labels = (cm.get("metadata") or {}).get("labels") or {}
+        if labels.get(MANAGED_BY) != "sweepctl" or labels.get(SWEEP) != sweep:
+            return {}
+        records: dict[str, Any] = {}
+        for name, text in (cm.get("data") or {}).items():
+            try:
+                records[name] = orjson.loads(text)
+            except orjson.JSONDecodeError:
+                records[name] = {}  # still pruned; its record is unreadable
+        return records
+
+    def sweeps(self) -> list[str]:
+        """The sweeps with TFJobs in this namespace, for errors that must say which exist."""
+        items = self.cluster.list("TFJob", self._namespace, f"{MANAGED_BY}=sweepctl")
+        return sorted({(i.get("metadata") or {}).get("labels", {}).get(SWEEP, "") for i in items} - {""})
 
     # -- apply ---------------------------------------------------------------------------
 
@@ -244,6 +283,12 @@ class KubernetesBackend:
 
         trial_changes = [c for c in plan.trials if c.action is not Action.NOOP]
         support = plan.support_changes
+        # Pruned trials are recorded before they are deleted (a deleted trial that
+        # was not recorded would come back with the next apply); revived ones are
+        # forgotten before they are created. A failure here stops the apply.
+        revived = [c.name for c in trial_changes if c.action is Action.CREATE and c.state == PRUNED]
+        if plan.prune or revived:
+            self._record_pruned(plan.sweep, {**plan.prune, **{name: None for name in revived}})
         phases = [
             [c for c in [*trial_changes, *support] if c.action is Action.DELETE],
             [c for c in trial_changes if c.action in (Action.CREATE, Action.REPLACE)],
@@ -252,7 +297,38 @@ class KubernetesBackend:
         with ThreadPoolExecutor(max_workers=self.workers) as pool:
             for phase in phases:
                 list(pool.map(run, phase))
+        if plan.destroy and not result.errors:
+            self._delete_pruned_record(plan.sweep)
         return result
+
+    def _record_pruned(self, sweep: str, records: dict[str, Any]) -> None:
+        """Merge records into the sweep's ConfigMap (None removes one), creating it when absent."""
+        name = pruned_configmap_name(sweep)
+        data = {k: None if v is None else orjson.dumps(v, option=orjson.OPT_SORT_KEYS).decode()
+                for k, v in records.items()}
+        path = self.cluster.path("ConfigMap", self._namespace, name)
+        try:
+            self.cluster.request("PATCH", path, body={"data": data}, content_type="application/merge-patch+json")
+            return
+        except ApiError as err:
+            if err.status != 404:
+                raise
+        body = {
+            "apiVersion": "v1",
+            "kind": "ConfigMap",
+            "metadata": {"name": name, "namespace": self._namespace,
+                         "labels": {MANAGED_BY: "sweepctl", SWEEP: sweep}},
+            "data": {k: v for k, v in data.items() if v is not None},
+        }
+        self.cluster.request("POST", self.cluster.path("ConfigMap", self._namespace), body=body)
+
+    def _delete_pruned_record(self, sweep: str) -> None:
+        try:
+            self.cluster.request("DELETE", self.cluster.path("ConfigMap", self._namespace,
+                                                             pruned_configmap_name(sweep)))
+        except ApiError as err:
+            if err.status != 404:
+                raise
 
     def _create(self, change: Change, *, sweep: str) -> None:
         assert change.manifest is not None

@@ -3,7 +3,8 @@
 State lives in a folder (./.sweepctl by default, as Terraform keeps
 .terraform/), one sub-folder per sweep:
 
-  sweeps/<sweep>/state.json        every trial: params, args, state, exit code
+  sweeps/<sweep>/state.json        every trial: params, args, state, exit code;
+                                   and every pruned trial: params, last metric
   sweeps/<sweep>/lock              held by the apply that is running trials
   sweeps/<sweep>/logs/<trial>/     the trial's TensorBoard logs and stdout.log
 
@@ -32,7 +33,7 @@ from typing import Any
 from sweepctl.backends.base import ApplyResult, Progress, RunningTrial
 from sweepctl.core.diagnostics import SweepctlError
 from sweepctl.core.manifests import PARAMS, TEMPLATE_HASH, TRIAL
-from sweepctl.core.plan import Action, Change, LiveObject, Observed, Plan
+from sweepctl.core.plan import PRUNED, Action, Change, LiveObject, Observed, Plan
 
 __all__ = ["LocalBackend", "TRAINER"]
 
@@ -68,6 +69,10 @@ class LocalBackend:
 
     def log_dir(self, sweep: str, trial: str) -> Path:
         return self.sweep_dir(sweep) / "logs" / trial
+
+    def sweeps(self) -> list[str]:
+        """The sweeps that have state here, for errors that must say which exist."""
+        return sorted(p.parent.name for p in (self.state_dir / "sweeps").glob("*/state.json"))
 
     # -- state ---------------------------------------------------------------------------
 
@@ -124,7 +129,7 @@ class LocalBackend:
                         params=rec["params"],
                     )
                 )
-        return Observed(objects=tuple(objects), pruned=frozenset(state.get("pruned", {})))
+        return Observed(objects=tuple(objects), pruned=state.get("pruned", {}))
 
     # -- apply ---------------------------------------------------------------------------
 
@@ -133,7 +138,8 @@ class LocalBackend:
             if not held:
                 raise SweepctlError(
                     f"another apply of sweep {plan.sweep} is running in {self.state_dir}",
-                    hint="wait for it to finish; running one trial twice would waste its work",
+                    hint="wait for it to finish; running one trial twice would waste its work"
+                    + ("; or stop it (Ctrl-C), then prune: interrupted trials are pruned too" if plan.prune else ""),
                 )
             return self._apply(plan, progress)
 
@@ -141,12 +147,21 @@ class LocalBackend:
         result = ApplyResult()
         state = self._read(plan.sweep)
         trials: dict[str, Any] = state["trials"]
+        pruned: dict[str, Any] = state.setdefault("pruned", {})
+        if plan.destroy:
+            pruned.clear()  # a destroyed sweep starts afresh
+        if plan.prune:
+            # Recorded before anything is deleted: a trial deleted but not recorded
+            # would come back with the next apply.
+            pruned.update({name: dict(rec) for name, rec in plan.prune.items()})
+            self._write(plan.sweep, state)
         for change in plan.trials:
             if change.action in (Action.DELETE, Action.REPLACE):
                 rec = trials.pop(change.name, None)
                 if rec is not None:
                     _stop_orphan(rec, self.log_dir(plan.sweep, change.name))
-                    _remove_tree(self.log_dir(plan.sweep, change.name))
+                    if change.name not in plan.prune:  # a pruned trial's logs stay, as on a cluster's volume
+                        _remove_tree(self.log_dir(plan.sweep, change.name))
                 if change.action is Action.DELETE:
                     result.destroyed += 1
                     progress.done(change, None)
@@ -157,6 +172,8 @@ class LocalBackend:
             if old is not None:  # interrupted: stop what may still run, start clean
                 _stop_orphan(old, self.log_dir(plan.sweep, change.name))
             _remove_tree(self.log_dir(plan.sweep, change.name))
+            if change.state == PRUNED:
+                pruned.pop(change.name, None)  # revived
             meta = change.manifest["metadata"]
             trials[change.name] = {
                 "id": change.trial_id,

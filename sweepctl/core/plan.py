@@ -19,12 +19,15 @@ from sweepctl.core.manifests import TEMPLATE_HASH, TRIAL
 from sweepctl.core.spec import Scalar
 from sweepctl.core.trials import Trial
 
-__all__ = ["RESUMABLE", "Action", "LiveObject", "Observed", "Change", "Plan", "compute_plan", "fingerprint", "drift"]
+__all__ = ["RESUMABLE", "PRUNED", "Action", "LiveObject", "Observed", "Change", "Plan", "compute_plan", "fingerprint", "drift"]
 
 
 # Local trials that were queued or running when an apply was interrupted: the
 # next apply runs them (again), as it would create a missing TFJob.
 RESUMABLE = frozenset({"Queued", "Interrupted"})
+# The state of a trial that `sweepctl prune` removed: plans never re-add it
+# until `apply --revive` brings it back.
+PRUNED = "pruned"
 
 
 class Action(str, Enum):
@@ -54,10 +57,14 @@ class LiveObject:
 
 @dataclass(frozen=True, kw_only=True)
 class Observed:
-    """Everything a backend saw of one sweep: its objects, and trials pruned from it."""
+    """Everything a backend saw of one sweep: its objects, and trials pruned from it.
+
+    `pruned` maps a pruned trial's name to what was recorded when it was pruned
+    (its params and last metric), for `status` to keep listing it.
+    """
 
     objects: tuple[LiveObject, ...] = ()
-    pruned: frozenset[str] = frozenset()
+    pruned: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -84,7 +91,9 @@ class Plan:
     """The full plan for one sweep, and what it was computed from.
 
     `fingerprint` summarises what the backend saw; a saved plan is applied only
-    while the live sweep still has that fingerprint.
+    while the live sweep still has that fingerprint. `prune` maps the trials this
+    plan deletes to prune them to the records backends keep (before deleting),
+    so that later plans never re-add them.
     """
 
     sweep: str
@@ -97,6 +106,7 @@ class Plan:
     support: tuple[Change, ...] = ()
     spec_path: str | None = None
     destroy: bool = False
+    prune: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
 
     def _trials(self, *actions: Action) -> list[Change]:
         return [c for c in self.trials if c.action in actions]
@@ -115,7 +125,12 @@ class Plan:
 
     @property
     def unchanged(self) -> list[Change]:
-        return [c for c in self.trials if c.action is Action.NOOP and not c.drift]
+        return [c for c in self.trials if c.action is Action.NOOP and not c.drift and c.state != PRUNED]
+
+    @property
+    def pruned(self) -> list[Change]:
+        """Trials of the spec that were pruned: listed, never re-added."""
+        return [c for c in self.trials if c.action is Action.NOOP and c.state == PRUNED]
 
     @property
     def drifted(self) -> list[Change]:
@@ -212,12 +227,15 @@ def compute_plan(
     replace_drifted: bool = False,
     destroy: bool = False,
     spec_path: str | None = None,
+    revive: Collection[str] = (),
 ) -> Plan:
     """Diff desired objects against observed ones.
 
     `desired_trials` maps trial name to its manifest; `replace` names trials
-    (by name or id) to recreate. Raises SweepctlError for a `replace` that names
-    no live trial.
+    (by name or id) to recreate; `revive` names pruned trials to create again
+    (their CREATE carries the state PRUNED, so backends drop their record).
+    Raises SweepctlError for a `replace` that names no live trial, or a
+    `revive` that names no pruned one.
     """
     trials = list(trials)
     live_trials = {o.name: o for o in observed.objects if TRIAL in o.labels}
@@ -232,6 +250,17 @@ def compute_plan(
                 hint=did_you_mean(name, candidates) or "see `sweepctl plan` for the trials' names",
             )
         wanted.add(match[0].name)
+    revived = set()
+    for name in revive:
+        match = [t for t in trials if name in (t.name, t.id) and t.name in observed.pruned]
+        if not match:
+            candidates = [t.name for t in trials if t.name in observed.pruned and t.name not in live_trials]
+            raise SweepctlError(
+                f"--revive {name}: no such pruned trial in sweep {sweep}",
+                hint=did_you_mean(name, candidates)
+                or ("pruned trials: " + ", ".join(candidates) if candidates else "no trial of this spec is pruned"),
+            )
+        revived.add(match[0].name)
 
     changes: list[Change] = []
     if not destroy:
@@ -240,11 +269,15 @@ def compute_plan(
             kind = manifest["kind"]
             live = live_trials.pop(trial.name, None)
             if live is None or live.state in RESUMABLE:
-                if live is None and trial.name in observed.pruned:
-                    continue  # pruned trials stay pruned until revived
+                if live is None and trial.name in observed.pruned and trial.name not in revived:
+                    # Pruned trials stay pruned until revived; listed so the plan says why.
+                    changes.append(Change(action=Action.NOOP, kind=kind, name=trial.name, trial_id=trial.id,
+                                          params=trial.params, state=PRUNED))
+                    continue
+                state = PRUNED if trial.name in revived else live.state if live else ""
                 changes.append(
                     Change(action=Action.CREATE, kind=kind, name=trial.name, trial_id=trial.id,
-                           params=trial.params, manifest=manifest, state=live.state if live else "",
+                           params=trial.params, manifest=manifest, state=state,
                            uid=live.uid if live else None)
                 )
                 continue

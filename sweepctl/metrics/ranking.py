@@ -1,0 +1,184 @@
+"""Ranking trials by the spec's objective: pure data in, pure data out.
+
+A trial's metric is one number taken from its series by a strategy (min, max
+or latest); trials are ranked by it, best first, ties broken by name so that
+the same data always gives the same ranking. A trial without a metric is never
+ranked: it is kept by prune unless asked otherwise.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from sweepctl.core.diagnostics import SweepctlError
+from sweepctl.core.manifests import TRIAL
+from sweepctl.core.plan import PRUNED, Observed
+from sweepctl.core.spec import Scalar
+
+__all__ = [
+    "STRATEGIES",
+    "DEFAULT_KEEP",
+    "Series",
+    "TrialStatus",
+    "SweepStatus",
+    "PruneSelection",
+    "default_strategy",
+    "parse_keep",
+    "build_status",
+    "select_for_prune",
+    "pruned_record",
+]
+
+STRATEGIES = ("min", "max", "latest")
+DEFAULT_KEEP = 3  # trials marked as the best by `status` unless --keep says otherwise
+_KEEP = re.compile(r"best=(\d+)")
+
+
+@dataclass(frozen=True, kw_only=True)
+class Series:
+    """One scalar of one trial: (step, value) points in step order, or why there are none."""
+
+    points: tuple[tuple[int, float], ...] = ()
+    error: str | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class TrialStatus:
+    """One trial as `status` shows it; `metric` is the value that ranks it (None: unscored)."""
+
+    name: str
+    params: Mapping[str, Scalar]
+    state: str
+    kind: str = ""
+    uid: str = ""
+    trial_id: str | None = None
+    step: int | None = None
+    latest: float | None = None
+    best: float | None = None
+    metric: float | None = None
+    rank: int | None = None
+    top: bool = False
+    note: str | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class SweepStatus:
+    """Every trial of a sweep, ranked best first, then unscored, then pruned."""
+
+    sweep: str
+    backend: str
+    target: str
+    metric: str
+    goal: str
+    strategy: str
+    keep: int
+    trials: tuple[TrialStatus, ...]
+    observed: Observed = field(default_factory=Observed, repr=False)
+
+    @property
+    def live(self) -> list[TrialStatus]:
+        return [t for t in self.trials if t.state != PRUNED]
+
+
+@dataclass(frozen=True, kw_only=True)
+class PruneSelection:
+    """What `prune --keep best=K` does: keep the best K, delete the others."""
+
+    status: SweepStatus
+    keep: tuple[TrialStatus, ...]
+    delete: tuple[TrialStatus, ...]
+    unscored_kept: tuple[TrialStatus, ...]
+    include_unscored: bool
+
+
+def default_strategy(goal: str) -> str:
+    """The best value of the series for the goal: min when minimizing, max when maximizing."""
+    return "max" if goal == "maximize" else "min"
+
+
+def parse_keep(text: str) -> int:
+    """`best=K` with K >= 1, or a SweepctlError that says what is accepted."""
+    match = _KEEP.fullmatch(text.strip())
+    if not match or int(match.group(1)) < 1:
+        raise SweepctlError(
+            f"--keep {text}: expected best=K with K a whole number of at least 1",
+            hint="for example --keep best=3 keeps the 3 best trials by the spec's objective",
+        )
+    return int(match.group(1))
+
+
+def _finite(values: Iterable[float]) -> list[float]:
+    return [v for v in values if not math.isnan(v)]
+
+
+def _summarise(series: Series, *, goal: str, strategy: str) -> dict[str, Any]:
+    if not series.points:
+        return {"note": series.error or "no data yet"}
+    values = [v for _, v in series.points]
+    finite = _finite(values) or [math.nan]
+    best = min(finite) if goal == "minimize" else max(finite)
+    metric = {"min": min(finite), "max": max(finite), "latest": values[-1]}[strategy]
+    return {"step": series.points[-1][0], "latest": values[-1], "best": best, "metric": metric}
+
+
+def _key(goal: str, t: TrialStatus) -> tuple[bool, float, str]:
+    # NaN (a diverged trial) ranks last; ties are broken by name.
+    assert t.metric is not None
+    value = t.metric if goal == "minimize" else -t.metric
+    return (math.isnan(value), 0.0 if math.isnan(value) else value, t.name)
+
+
+def build_status(*, sweep: str, backend: str, target: str, metric: str, goal: str, strategy: str, keep: int,
+                 observed: Observed, series: Mapping[str, Series]) -> SweepStatus:
+    """Rank the live trials by `series` (trial name -> series of the objective); list pruned ones last."""
+    rows: list[TrialStatus] = []
+    for obj in observed.objects:
+        if TRIAL not in obj.labels:
+            continue
+        rows.append(TrialStatus(name=obj.name, params=obj.params, state=obj.state, kind=obj.kind, uid=obj.uid,
+                                trial_id=obj.labels.get(TRIAL),
+                                **_summarise(series.get(obj.name, Series(error="no logs")), goal=goal,
+                                             strategy=strategy)))
+    scored = sorted((t for t in rows if t.metric is not None), key=lambda t: _key(goal, t))
+    unscored = sorted((t for t in rows if t.metric is None), key=lambda t: t.name)
+    ranked = [_ranked(t, i + 1, i < keep) for i, t in enumerate(scored)]
+    live = {t.name for t in rows}
+    pruned = [
+        TrialStatus(name=name, params=rec.get("params") or {}, state=PRUNED, trial_id=rec.get("id"),
+                    step=rec.get("step"), latest=rec.get("latest"), best=rec.get("best"), metric=rec.get("metric"))
+        for name, rec in sorted(observed.pruned.items())
+        if name not in live
+    ]
+    return SweepStatus(sweep=sweep, backend=backend, target=target, metric=metric, goal=goal, strategy=strategy,
+                       keep=keep, trials=(*ranked, *unscored, *pruned), observed=observed)
+
+
+def _ranked(t: TrialStatus, rank: int, top: bool) -> TrialStatus:
+    from dataclasses import replace
+
+    return replace(t, rank=rank, top=top)
+
+
+def select_for_prune(status: SweepStatus, *, include_unscored: bool) -> PruneSelection:
+    """The best `status.keep` scored trials stay; the rest go, and unscored ones only when asked."""
+    live = status.live
+    scored = [t for t in live if t.rank is not None]
+    unscored = [t for t in live if t.rank is None]
+    keep = scored[: status.keep]
+    delete = scored[status.keep:] + (unscored if include_unscored else [])
+    return PruneSelection(status=status, keep=tuple(keep), delete=tuple(delete),
+                          unscored_kept=() if include_unscored else tuple(unscored),
+                          include_unscored=include_unscored)
+
+
+def pruned_record(t: TrialStatus, *, metric: str, at: str) -> dict[str, Any]:
+    """What is kept of a pruned trial: enough for `status` to list it and `apply --revive` to name it."""
+    def num(x: float | None) -> float | None:
+        return None if x is None or not math.isfinite(x) else x
+
+    return {"id": t.trial_id, "params": dict(t.params), "state": t.state, "step": t.step, "objective": metric,
+            "metric": num(t.metric), "latest": num(t.latest), "best": num(t.best), "pruned_at": at}
