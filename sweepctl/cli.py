@@ -63,6 +63,32 @@ ReplaceDriftedOpt = Annotated[bool, typer.Option("--replace-drifted", help="Recr
 AutoApproveOpt = Annotated[bool, typer.Option("--auto-approve", help="Skip the confirmation.")]
 
 
+class Strategy(str, Enum):
+    min = "min"
+    max = "max"
+    latest = "latest"
+
+
+OptionalSpecArg = Annotated[
+    Path | None,
+    typer.Argument(help="The sweep spec (YAML). [default: the sweep of the last plan or apply, or --sweep]",
+                   show_default=False),
+]
+SweepOpt = Annotated[str | None, typer.Option("--sweep", metavar="NAME", help="The sweep, when no SPEC is given.",
+                                              show_default=False)]
+StrategyOpt = Annotated[
+    Strategy | None,
+    typer.Option("--strategy", help="Which value of each trial's series counts. [default: min when the objective "
+                 "is minimized, max when maximized]", show_default=False),
+]
+TensorBoardUrlOpt = Annotated[
+    str | None,
+    typer.Option("--tensorboard-url", metavar="URL", help="Kubernetes: read metrics from this TensorBoard (e.g. a "
+                 "port-forward) instead of the sweep's TensorBoard through the API server's proxy.",
+                 show_default=False),
+]
+
+
 def _access(backend: BackendName | None, context: str | None, namespace: str | None, state_dir: Path | None) -> Any:
     from sweepctl.commands.common import Access
 
@@ -133,10 +159,16 @@ def apply(
     max_trials: MaxTrialsOpt = 1000,
     replace: ReplaceOpt = None,
     replace_drifted: ReplaceDriftedOpt = False,
+    revive: Annotated[
+        list[str] | None,
+        typer.Option("--revive", metavar="TRIAL", help="Bring back this pruned trial (name or id); repeatable. "
+                     "Without a spec, the last plan's or apply's spec is used.", show_default=False),
+    ] = None,
 ) -> None:
     """Create and delete exactly what the plan says; finished trials are never restarted."""
     _run(output, "apply", target=target, access=_access(backend, context, namespace, state_dir),
-         auto_approve=auto_approve, max_trials=max_trials, replace=replace or [], replace_drifted=replace_drifted)
+         auto_approve=auto_approve, max_trials=max_trials, replace=replace or [], replace_drifted=replace_drifted,
+         revive=revive or [])
 
 
 @app.command()
@@ -169,6 +201,71 @@ def tensorboard(
     """Start TensorBoard on the sweep's logs (local), or say how to reach the sweep's TensorBoard (Kubernetes)."""
     _run(Output.text, "tensorboard", spec_path=spec, access=_access(backend, context, namespace, state_dir),
          port=port, bind_all=bind_all)
+
+
+@app.command()
+def status(
+    spec: OptionalSpecArg = None,
+    sweep: SweepOpt = None,
+    keep: Annotated[str, typer.Option("--keep", metavar="best=K", help="Mark the best K trials.")] = "best=3",
+    strategy: StrategyOpt = None,
+    watch: Annotated[bool, typer.Option("--watch", help="Refresh until Ctrl-C.")] = False,
+    interval: Annotated[float, typer.Option("--interval", min=0.5, help="Seconds between refreshes.")] = 5.0,
+    tensorboard_url: TensorBoardUrlOpt = None,
+    output: OutputOpt = Output.text,
+    backend: BackendOpt = None,
+    context: ContextOpt = None,
+    namespace: NamespaceOpt = None,
+    state_dir: StateDirOpt = None,
+) -> None:
+    """Every trial with its hyperparameters, state, step and metric, ranked; the best K marked."""
+    _run(output, "status", spec_path=spec, sweep=sweep, access=_access(backend, context, namespace, state_dir),
+         keep=keep, strategy=strategy.value if strategy else None, tensorboard_url=tensorboard_url, watch=watch,
+         interval=interval)
+
+
+@app.command()
+def prune(
+    keep: Annotated[str, typer.Option("--keep", metavar="best=K", help="Keep the best K trials; delete the rest.",
+                                      show_default=False)],
+    spec: OptionalSpecArg = None,
+    sweep: SweepOpt = None,
+    include_unscored: Annotated[
+        bool, typer.Option("--include-unscored", help="Delete trials with no metric yet too (kept by default).")
+    ] = False,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Only show what would be kept and deleted.")] = False,
+    auto_approve: AutoApproveOpt = False,
+    strategy: StrategyOpt = None,
+    tensorboard_url: TensorBoardUrlOpt = None,
+    output: OutputOpt = Output.text,
+    backend: BackendOpt = None,
+    context: ContextOpt = None,
+    namespace: NamespaceOpt = None,
+    state_dir: StateDirOpt = None,
+) -> None:
+    """Keep the best K trials by the objective and delete the others, running ones included; they stay pruned."""
+    _run(output, "prune", spec_path=spec, sweep=sweep, access=_access(backend, context, namespace, state_dir),
+         keep=keep, strategy=strategy.value if strategy else None, include_unscored=include_unscored,
+         auto_approve=auto_approve, dry_run=dry_run, tensorboard_url=tensorboard_url)
+
+
+@app.command()
+def report(
+    spec: OptionalSpecArg = None,
+    out: Annotated[Path, typer.Option("-o", "--out", help="The PNG to write.")] = Path("sweep.png"),
+    sweep: SweepOpt = None,
+    keep: Annotated[str, typer.Option("--keep", metavar="best=K", help="Highlight the best K trials.")] = "best=3",
+    strategy: StrategyOpt = None,
+    tensorboard_url: TensorBoardUrlOpt = None,
+    output: Annotated[Output, typer.Option("--output", help="text for people, json for scripts.")] = Output.text,
+    backend: BackendOpt = None,
+    context: ContextOpt = None,
+    namespace: NamespaceOpt = None,
+    state_dir: StateDirOpt = None,
+) -> None:
+    """Draw one PNG: every trial's latest reconstruction, labelled and ranked, and every loss curve."""
+    _run(output, "report", spec_path=spec, sweep=sweep, access=_access(backend, context, namespace, state_dir),
+         out=out, keep=keep, strategy=strategy.value if strategy else None, tensorboard_url=tensorboard_url)
 
 
 @app.command()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import replace as with_fields
 from pathlib import Path
 
@@ -11,9 +12,11 @@ from sweepctl.commands.common import (
     backend_for,
     check_fresh,
     is_saved_plan,
+    last_sweep,
     make_plan,
     read_plan,
     read_spec,
+    remember_sweep,
     spec_of,
 )
 from sweepctl.core.diagnostics import SweepctlError
@@ -25,19 +28,26 @@ __all__ = ["run", "execute"]
 
 
 def run(view: View, *, target: Path | None, access: Access, auto_approve: bool, max_trials: int,
-        replace: list[str], replace_drifted: bool) -> int:
+        replace: list[str], replace_drifted: bool, revive: Sequence[str] = ()) -> int:
+    if target is None and revive:
+        # Bring back a pruned trial of the last plan's or apply's sweep: plan afresh from its spec.
+        last = last_sweep()
+        if not last or not last.get("spec_path"):
+            raise SweepctlError("--revive: no spec given, and no plan or apply was made here",
+                                hint="pass the spec: sweepctl apply SPEC --revive TRIAL")
+        target = Path(str(last["spec_path"]))
     path = target or DEFAULT_PLAN
     if target is None or is_saved_plan(path):
-        if replace or replace_drifted:
-            raise SweepctlError("--replace works when planning; a saved plan is applied exactly as it was made",
-                                hint="pass the spec instead: sweepctl apply SPEC --replace TRIAL")
+        if replace or replace_drifted or revive:
+            raise SweepctlError("--replace and --revive work when planning; a saved plan is applied exactly as it "
+                                "was made", hint="pass the spec instead: sweepctl apply SPEC --replace TRIAL")
         plan = read_plan(path)
         backend = backend_for(spec_of(plan), with_fields(access, backend=plan.backend))
         check_fresh(plan, backend)
         return execute(view, plan, backend)
     spec = read_spec(path, max_trials=max_trials)
     backend = backend_for(spec, access)
-    plan = make_plan(spec, backend, replace=replace, replace_drifted=replace_drifted)
+    plan = make_plan(spec, backend, replace=replace, replace_drifted=replace_drifted, revive=revive)
     view.plan(plan)
     if not plan.has_changes:
         return 0
@@ -50,5 +60,6 @@ def execute(view: View, plan: Plan, backend: Backend) -> int:
     """Apply a plan with live progress; non-zero when any change failed."""
     with view.applying(plan) as progress:
         result = backend.apply(plan, progress=progress)
+    remember_sweep(plan)
     view.applied(plan, result)
     return 1 if result.errors else 0

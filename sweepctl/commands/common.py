@@ -10,10 +10,11 @@ import os
 from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from sweepctl.backends.base import Backend
 from sweepctl.core import planfile
-from sweepctl.core.diagnostics import SpecError, SweepctlError
+from sweepctl.core.diagnostics import SpecError, SweepctlError, did_you_mean
 from sweepctl.core.manifests import local_trial, tensorboard_deployment, tensorboard_service, tfjob
 from sweepctl.core.plan import Plan, compute_plan
 from sweepctl.core.schema import DEFAULT_MAX_TRIALS
@@ -23,17 +24,25 @@ from sweepctl.core.trials import expand
 __all__ = [
     "Access",
     "DEFAULT_PLAN",
+    "LAST_SWEEP",
+    "SweepTarget",
     "backend_for",
     "check_fresh",
+    "find_sweep",
+    "last_sweep",
+    "require_sweep",
     "is_saved_plan",
     "make_plan",
     "read_plan",
     "read_spec",
+    "remember_sweep",
     "save_plan",
     "spec_of",
 ]
 
 DEFAULT_PLAN = Path(".sweepctl") / "plan.json"
+# The sweep of the last apply or destroy, for commands run without a spec (status, prune).
+LAST_SWEEP = Path(".sweepctl") / "last-sweep.json"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -78,6 +87,7 @@ def make_plan(
     replace: Collection[str] = (),
     replace_drifted: bool = False,
     destroy: bool = False,
+    revive: Collection[str] = (),
 ) -> Plan:
     """Observe the sweep and diff it against the spec's desired objects.
 
@@ -108,6 +118,7 @@ def make_plan(
         replace_drifted=replace_drifted,
         destroy=destroy,
         spec_path=os.path.abspath(spec.source),
+        revive=revive,
     )
 
 
@@ -171,3 +182,119 @@ def check_fresh(plan: Plan, backend: Backend) -> None:
             f"Saved plan is stale: sweep {plan.sweep} changed in {plan.target} since the plan was made",
             hint="run `sweepctl plan` again; nothing was changed",
         )
+
+
+def remember_sweep(plan: Plan) -> None:
+    """Note the sweep a plan was applied to, so that `status` and `prune` work without a spec."""
+    import json
+
+    data = {"sweep": plan.sweep, "backend": plan.backend, "namespace": plan.namespace, "spec_path": plan.spec_path}
+    try:
+        LAST_SWEEP.parent.mkdir(parents=True, exist_ok=True)
+        tmp = LAST_SWEEP.with_name(LAST_SWEEP.name + ".tmp")
+        tmp.write_text(json.dumps(data))
+        os.replace(tmp, LAST_SWEEP)
+    except OSError:
+        pass  # only a convenience: commands can still be given the spec or --sweep
+
+
+@dataclass(frozen=True, kw_only=True)
+class SweepTarget:
+    """A sweep to read or prune, found from a spec, --sweep NAME, or the last plan or apply.
+
+    `spec` is None when the sweep was named without one; the objective then is
+    the default (loss, minimized).
+    """
+
+    sweep: str
+    backend: Backend
+    spec: Spec | None
+
+    @property
+    def metric(self) -> str:
+        return self.spec.metric if self.spec else "loss"
+
+    @property
+    def goal(self) -> str:
+        return self.spec.goal if self.spec else "minimize"
+
+
+def last_sweep() -> dict[str, str | None] | None:
+    """The most recent of the last saved plan and the last apply."""
+    import json
+
+    found: list[tuple[float, dict[str, str | None]]] = []
+    if LAST_SWEEP.is_file():
+        try:
+            found.append((LAST_SWEEP.stat().st_mtime, json.loads(LAST_SWEEP.read_text())))
+        except (OSError, ValueError):
+            pass
+    if DEFAULT_PLAN.is_file():
+        try:
+            plan = read_plan(DEFAULT_PLAN)
+            found.append((DEFAULT_PLAN.stat().st_mtime, {"sweep": plan.sweep, "backend": plan.backend,
+                                                         "namespace": plan.namespace, "spec_path": plan.spec_path}))
+        except (OSError, SweepctlError):
+            pass
+    return max(found, key=lambda f: f[0])[1] if found else None
+
+
+def _backend_named(name: str, access: Access, namespace: str | None) -> Backend:
+    """A backend for a sweep named without its spec (nothing is run, so no parallelism is needed)."""
+    if name == "kubernetes":
+        from sweepctl.backends.kubernetes import Cluster, KubernetesBackend
+
+        return KubernetesBackend(cluster=Cluster(context=access.context), namespace=access.namespace or namespace)
+    if name == "local":
+        from sweepctl.backends.local import LocalBackend
+
+        return LocalBackend(state_dir=access.state_dir or LocalBackend.default_state_dir())
+    raise SweepctlError(f"unknown backend {name!r}", hint="use --backend local or --backend kubernetes")
+
+
+def find_sweep(spec_path: Path | None, sweep: str | None, access: Access) -> SweepTarget:
+    """The sweep a command without a required spec acts on, or an error that lists the candidates."""
+    if spec_path is not None:
+        spec = read_spec(spec_path, max_trials=10**9)
+        if sweep and sweep != spec.name:
+            raise SweepctlError(f"--sweep {sweep} does not match the spec's sweep {spec.name}",
+                                hint="pass either the spec or --sweep")
+        return SweepTarget(sweep=spec.name, backend=backend_for(spec, access), spec=spec)
+    last = last_sweep()
+    if last and (sweep is None or sweep == last.get("sweep")):
+        name = str(last["sweep"])
+        spec = None
+        if last.get("spec_path"):
+            try:
+                spec = read_spec(Path(str(last["spec_path"])), max_trials=10**9)
+            except SweepctlError:
+                spec = None  # moved or broken since: the objective falls back to the default
+        if spec is not None and spec.name == name:
+            return SweepTarget(sweep=name, spec=spec, backend=backend_for(
+                spec, Access(backend=access.backend or last.get("backend"), context=access.context,
+                             namespace=access.namespace or last.get("namespace") or None,
+                             state_dir=access.state_dir)))
+        backend = _backend_named(access.backend or str(last.get("backend") or "local"), access,
+                                 last.get("namespace") or None)
+        return SweepTarget(sweep=name, backend=backend, spec=None)
+    backend = _backend_named(access.backend or "local", access, None)
+    if sweep is not None:
+        return SweepTarget(sweep=sweep, backend=backend, spec=None)
+    candidates = backend.sweeps()
+    raise SweepctlError(
+        f"which sweep? No spec was given, and no plan or apply was made here ({backend.target})",
+        hint=("pass SPEC or --sweep NAME; sweeps found: " + ", ".join(candidates)) if candidates
+        else "pass SPEC or --sweep NAME (no sweep found there; --backend kubernetes looks in the cluster)",
+    )
+
+
+def require_sweep(target: SweepTarget, observed: Any) -> None:
+    """A sweep with nothing at all (no trial, no pruned record) was most likely misnamed."""
+    if observed.objects or observed.pruned:
+        return
+    candidates = [s for s in target.backend.sweeps() if s != target.sweep]
+    raise SweepctlError(
+        f"sweep {target.sweep} has no trials in {target.backend.target}",
+        hint=did_you_mean(target.sweep, candidates) or (
+            ("sweeps found: " + ", ".join(candidates)) if candidates else "run `sweepctl apply SPEC` first"),
+    )

@@ -13,6 +13,8 @@ if TYPE_CHECKING:
     from sweepctl.backends.base import ApplyResult, Progress
     from sweepctl.core.diagnostics import SweepctlError
     from sweepctl.core.plan import Plan
+    from sweepctl.metrics.ranking import PruneSelection, SweepStatus
+    from sweepctl.metrics.sheet import Sheet
 
 __all__ = ["View", "make_view"]
 
@@ -25,6 +27,12 @@ class View(Protocol):
     def applied(self, plan: Plan, result: ApplyResult) -> None: ...
 
     def confirm(self, plan: Plan, question: str) -> bool: ...
+
+    def status(self, status: SweepStatus, *, refresh: bool = False) -> None: ...
+
+    def prune_plan(self, selection: PruneSelection, *, dry_run: bool) -> None: ...
+
+    def report(self, sheet: Sheet) -> None: ...
 
     def message(self, text: str) -> None: ...
 

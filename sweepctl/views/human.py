@@ -7,6 +7,7 @@ import sys
 from collections import Counter
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from typing import TYPE_CHECKING
 
 from rich.console import Console, RenderableType
 from rich.markup import escape
@@ -14,7 +15,11 @@ from rich.text import Text
 
 from sweepctl.backends.base import ApplyResult, Progress, RunningTrial
 from sweepctl.core.diagnostics import SweepctlError
-from sweepctl.core.plan import Action, Change, Plan
+from sweepctl.core.plan import PRUNED, Action, Change, Plan
+
+if TYPE_CHECKING:
+    from sweepctl.metrics.ranking import PruneSelection, SweepStatus, TrialStatus
+    from sweepctl.metrics.sheet import Sheet
 
 __all__ = ["HumanView", "UNCHANGED_SHOWN"]
 
@@ -27,7 +32,13 @@ _STYLE = {
     Action.UPDATE: "yellow",
     Action.NOOP: "dim",
 }
-_STATE_STYLE = {"Succeeded": "green", "Failed": "red", "Running": "cyan", "Pending": "yellow", "Interrupted": "yellow"}
+_STATE_STYLE = {"Succeeded": "green", "Failed": "red", "Running": "cyan", "Pending": "yellow", "Interrupted": "yellow",
+                PRUNED: "dim"}
+STAR = "★"  # marks the current best K in `status` and the kept trials in `prune`
+
+
+def _num(x: float | None) -> str:
+    return "-" if x is None else f"{x:.4g}"
 
 
 def _params(change: Change) -> str:
@@ -104,7 +115,7 @@ class HumanView:
         out.print(f"sweepctl will {verb} sweep [bold]{escape(plan.sweep)}[/] ({escape(where)}):\n")
         w = max((len(c.name) for c in plan.trials), default=0)
         lines: list[Text] = []
-        lines += [_line("+", "green", c, width=w) for c in plan.add]
+        lines += [_line("+", "green", c, "revived" if c.state == PRUNED else "", width=w) for c in plan.add]
         lines += [_line("-", "red", c, width=w) for c in plan.delete]
         for change in plan.drifted:
             if change.action is Action.REPLACE:
@@ -141,6 +152,12 @@ class HumanView:
             states = Counter(c.state for c in rest)
             counts = ", ".join(f"{n} {state}" for state, n in sorted(states.items()))
             self.out.print(f"  [dim]... and {len(rest)} more unchanged trials ({counts})[/]")
+        for change in plan.pruned[:UNCHANGED_SHOWN]:
+            self.out.print(_line("", "dim", change, f"pruned (sweepctl apply --revive {change.name} brings it back)",
+                                 width=width))
+        if len(plan.pruned) > UNCHANGED_SHOWN:
+            self.out.print(f"  [dim]... and {len(plan.pruned) - UNCHANGED_SHOWN} more pruned trials "
+                           "(sweepctl status lists them)[/]")
 
     @contextmanager
     def applying(self, plan: Plan) -> Iterator[Progress]:
@@ -173,6 +190,76 @@ class HumanView:
 
     def message(self, text: str) -> None:
         self.out.print(text)
+
+    def status(self, status: SweepStatus, *, refresh: bool = False) -> None:
+        from rich.table import Table
+
+        s = status
+        title = (f"Sweep [bold]{escape(s.sweep)}[/] ({escape(s.backend)}: {escape(s.target)}): "
+                 f"{len(s.live)} trials ranked by {escape(s.metric)} ({s.goal}, strategy {s.strategy}); "
+                 f"{STAR} the best {s.keep}")
+        table = Table(box=None, pad_edge=False, show_edge=False, header_style="bold")
+        for column, justify in (("", "left"), ("#", "right"), ("trial", "left"), ("hyperparameters", "left"),
+                                ("state", "left"), ("step", "right"), (f"latest {s.metric}", "right"),
+                                (f"best {s.metric}", "right")):
+            table.add_column(escape(column), justify=justify)  # type: ignore[arg-type]
+        for t in s.trials:
+            dim = t.state == PRUNED
+            table.add_row(
+                Text(STAR, style="bold yellow") if t.top else "",
+                str(t.rank) if t.rank else "",
+                Text(t.name, style="dim" if dim else "bold" if t.top else ""),
+                Text(" ".join(f"{k}={v}" for k, v in t.params.items()), style="dim"),
+                Text(t.state, style=_STATE_STYLE.get(t.state, "")),
+                "-" if t.step is None else str(t.step),
+                Text(_num(t.latest), style="dim" if dim else ""),
+                Text(_num(t.best), style="dim" if dim else ""),
+            )
+        if refresh:
+            self.out.clear()
+        self.out.print(title)
+        self.out.print(table)
+        unscored = [t for t in s.live if t.rank is None]
+        if unscored:
+            notes = Counter(t.note or "no metric" for t in unscored)
+            self.out.print(f"[dim]{len(unscored)} without a metric yet: "
+                           + escape(", ".join(f"{n} {why}" for why, n in notes.most_common(3))) + "[/]")
+
+    def prune_plan(self, selection: PruneSelection, *, dry_run: bool) -> None:
+        s = selection.status
+        out = self.out
+        width = max((len(t.name) for t in s.live), default=0)
+
+        def line(glyph: str, style: str, t: TrialStatus, note: str = "") -> Text:
+            text = Text("  ")
+            text.append(f"{glyph:>3} ", style=f"bold {style}")
+            text.append(t.name.ljust(width), style=style)
+            text.append(f"  {s.metric} {_num(t.metric):>9}  ", style="bold" if glyph == STAR else "")
+            text.append(f"{'(' + t.state + ')':<13}", style=_STATE_STYLE.get(t.state, ""))
+            text.append(" ".join(f"{k}={v}" for k, v in t.params.items()), style="dim")
+            if note:
+                text.append(f"  {note}", style="italic")
+            return text
+
+        out.print(f"sweepctl will prune sweep [bold]{escape(s.sweep)}[/] ({escape(s.backend)}: {escape(s.target)}),"
+                  f" keeping the best {s.keep} by {escape(s.metric)} ({s.goal}, strategy {s.strategy}):\n")
+        for t in selection.keep:
+            out.print(line(STAR, "green", t, "keep"))
+        for t in selection.unscored_kept:
+            out.print(line("?", "yellow", t, f"keep: no metric yet ({t.note or 'none'}); --include-unscored deletes it"))
+        for t in selection.delete:
+            note = "delete: no metric yet" if t.metric is None else "delete"
+            out.print(line("-", "red", t, note + (" (running: stops it)" if t.state == "Running" else "")))
+        out.print(f"\n[bold]Prune:[/] {len(selection.keep) + len(selection.unscored_kept)} to keep, "
+                  f"{len(selection.delete)} to delete. Pruned trials are recorded: plans never re-add them "
+                  "(sweepctl apply --revive TRIAL brings one back).")
+        if dry_run:
+            out.print("Dry run: nothing was changed.")
+
+    def report(self, sheet: Sheet) -> None:
+        best = ", ".join(t.name for t in sheet.tiles if t.top) or "none yet"
+        self.out.print(f"Wrote [bold]{escape(sheet.path)}[/]: {len(sheet.tiles)} trials, "
+                       f"{sum(t.has_image for t in sheet.tiles)} with a reconstruction; best: {escape(best)}")
 
     def error(self, err: SweepctlError) -> None:
         for d in err.diagnostics:

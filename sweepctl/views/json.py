@@ -3,14 +3,19 @@
 from __future__ import annotations
 
 import json
+import math
 import sys
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sweepctl.backends.base import ApplyResult, Progress, RunningTrial
 from sweepctl.core.diagnostics import SweepctlError
 from sweepctl.core.plan import Action, Change, Plan
+
+if TYPE_CHECKING:
+    from sweepctl.metrics.ranking import PruneSelection, SweepStatus, TrialStatus
+    from sweepctl.metrics.sheet import Sheet
 
 __all__ = ["JsonView", "plan_to_json"]
 
@@ -37,7 +42,7 @@ def plan_to_json(plan: Plan) -> dict[str, Any]:
             {**_trial(c), "diff": list(c.drift), "action": "replace" if c.action is Action.REPLACE else "none"}
             for c in plan.drifted
         ],
-        "pruned": [],
+        "pruned": [_trial(c) for c in plan.pruned],
         "tensorboard": [
             {"kind": c.kind, "name": c.name, "action": c.action.name.lower(), "diff": list(c.drift)}
             for c in plan.support
@@ -45,6 +50,23 @@ def plan_to_json(plan: Plan) -> dict[str, Any]:
         "summary": plan.summary,
         "changes": plan.has_changes,
     }
+
+
+def _number(x: float | None) -> float | str | None:
+    """JSON has no NaN or infinity: those are given as strings ("nan", "inf")."""
+    return x if x is None or math.isfinite(x) else str(x)
+
+
+def trial_status_to_json(t: TrialStatus) -> dict[str, Any]:
+    """One row of `status -o json`; `metric` is the value that ranks the trial (null: none yet)."""
+    out: dict[str, Any] = {
+        "name": t.name, "id": t.trial_id, "params": dict(t.params), "state": t.state,
+        "metric": _number(t.metric), "latest": _number(t.latest), "best": _number(t.best), "step": t.step,
+        "rank": t.rank, "top": t.top,
+    }
+    if t.note:
+        out["note"] = t.note
+    return out
 
 
 def _emit(data: Any) -> None:
@@ -88,6 +110,24 @@ class JsonView:
 
     def message(self, text: str) -> None:
         print(text, file=sys.stderr)
+
+    def status(self, status: SweepStatus, *, refresh: bool = False) -> None:
+        _emit([trial_status_to_json(t) for t in status.trials])
+
+    def prune_plan(self, selection: PruneSelection, *, dry_run: bool) -> None:
+        s = selection.status
+        _emit({
+            "sweep": s.sweep, "backend": s.backend, "target": s.target,
+            "objective": {"metric": s.metric, "goal": s.goal, "strategy": s.strategy},
+            "keep": [trial_status_to_json(t) for t in selection.keep],
+            "delete": [trial_status_to_json(t) for t in selection.delete],
+            "unscored_kept": [trial_status_to_json(t) for t in selection.unscored_kept],
+            "dry_run": dry_run,
+        })
+
+    def report(self, sheet: Sheet) -> None:
+        _emit({"path": sheet.path, "tiles": [{"name": t.name, "params": dict(t.params), "metric": _number(t.metric),
+                                              "top": t.top, "image": t.has_image} for t in sheet.tiles]})
 
     def error(self, err: SweepctlError) -> None:
         _emit({"error": {"diagnostics": [d.to_json() for d in err.diagnostics]}})

@@ -1,0 +1,34 @@
+"""`sweepctl status [SPEC]`: every trial with its state and metric, ranked, the best K marked."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from sweepctl.commands.common import Access, find_sweep, require_sweep
+from sweepctl.metrics.ranking import default_strategy, parse_keep
+from sweepctl.metrics.sources import sweep_status
+from sweepctl.views import View
+
+__all__ = ["run"]
+
+
+def run(view: View, *, spec_path: Path | None, sweep: str | None, access: Access, keep: str, strategy: str | None,
+        tensorboard_url: str | None, watch: bool, interval: float) -> int:
+    k = parse_keep(keep)
+    target = find_sweep(spec_path, sweep, access)
+    refresh = False
+    while True:
+        observed = target.backend.observe(target.sweep)
+        require_sweep(target, observed)
+        status = sweep_status(target.backend, target.sweep, metric=target.metric, goal=target.goal,
+                              strategy=strategy or default_strategy(target.goal), keep=k,
+                              tensorboard_url=tensorboard_url, observed=observed)
+        view.status(status, refresh=refresh)
+        if not watch:
+            return 0
+        refresh = True
+        try:
+            time.sleep(interval)
+        except KeyboardInterrupt:
+            return 0
