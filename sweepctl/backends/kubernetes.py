@@ -301,18 +301,40 @@ class KubernetesBackend:
             self._delete_pruned_record(plan.sweep)
         return result
 
+    def _own_pruned_record(self, sweep: str) -> dict[str, Any] | None:
+        """The sweep's ConfigMap of pruned trials, None when absent; an error when not the sweep's."""
+        name = pruned_configmap_name(sweep)
+        try:
+            cm = self.cluster.request("GET", self.cluster.path("ConfigMap", self._namespace, name))
+        except ApiError as err:
+            if err.status == 404:
+                return None
+            raise
+        labels = (cm.get("metadata") or {}).get("labels") or {}
+        if labels.get(MANAGED_BY) != "sweepctl" or labels.get(SWEEP) != sweep:
+            raise ApiError(
+                f"ConfigMap {self._namespace}/{name} exists and does not belong to sweep {sweep}; "
+                "sweepctl never changes it",
+                status=409, hint="rename the sweep, or remove that ConfigMap yourself if it is not needed",
+            )
+        return cm
+
     def _record_pruned(self, sweep: str, records: dict[str, Any]) -> None:
-        """Merge records into the sweep's ConfigMap (None removes one), creating it when absent."""
+        """Merge records into the sweep's ConfigMap (None removes one), creating it when absent.
+
+        The patch carries the resourceVersion it read, so a concurrent prune is
+        refused (409) rather than silently overwritten.
+        """
         name = pruned_configmap_name(sweep)
         data = {k: None if v is None else orjson.dumps(v, option=orjson.OPT_SORT_KEYS).decode()
                 for k, v in records.items()}
-        path = self.cluster.path("ConfigMap", self._namespace, name)
-        try:
-            self.cluster.request("PATCH", path, body={"data": data}, content_type="application/merge-patch+json")
+        existing = self._own_pruned_record(sweep)
+        if existing is not None:
+            version = existing["metadata"]["resourceVersion"]
+            self.cluster.request("PATCH", self.cluster.path("ConfigMap", self._namespace, name),
+                                 body={"metadata": {"resourceVersion": version}, "data": data},
+                                 content_type="application/merge-patch+json")
             return
-        except ApiError as err:
-            if err.status != 404:
-                raise
         body = {
             "apiVersion": "v1",
             "kind": "ConfigMap",
@@ -324,8 +346,17 @@ class KubernetesBackend:
 
     def _delete_pruned_record(self, sweep: str) -> None:
         try:
+            existing = self._own_pruned_record(sweep)
+        except ApiError as err:
+            if err.status == 409:
+                return  # someone else's ConfigMap of that name: not ours to delete
+            raise
+        if existing is None:
+            return
+        body = {"preconditions": {"uid": existing["metadata"]["uid"]}}
+        try:
             self.cluster.request("DELETE", self.cluster.path("ConfigMap", self._namespace,
-                                                             pruned_configmap_name(sweep)))
+                                                             pruned_configmap_name(sweep)), body=body)
         except ApiError as err:
             if err.status != 404:
                 raise

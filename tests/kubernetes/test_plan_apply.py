@@ -304,3 +304,21 @@ def test_new_hyperparameter_with_its_default_keeps_existing_trials(
     assert sweepctl("apply").exit_code == 0
     after = uids(control_plane, namespace)
     assert {n: after[n] for n in before} == before and len(after) == 18
+
+
+def test_a_foreign_configmap_named_like_the_pruned_record_is_never_changed(
+    sweepctl, lab: Path, control_plane, namespace: str
+) -> None:
+    from sweepctl.backends.kubernetes import ApiError, Cluster, KubernetesBackend
+
+    control_plane.kubectl("-n", namespace, "create", "configmap", "starry-night-sweepctl-pruned",
+                          "--from-literal=owner=someone-else")
+    assert sweepctl("apply", lab, "--auto-approve").exit_code == 0
+    backend = KubernetesBackend(cluster=Cluster(), namespace=namespace)
+    assert backend.observe("starry-night").pruned == {}
+    with pytest.raises(ApiError, match="does not belong to sweep starry-night"):
+        backend._record_pruned("starry-night", {"starry-night-hl5-lr0p01-093c0955b1": {"metric": 1.0}})
+    assert sweepctl("destroy", lab, "--auto-approve").exit_code == 0
+    cm = json.loads(control_plane.kubectl("-n", namespace, "get", "configmap", "starry-night-sweepctl-pruned",
+                                          "-o", "json").stdout)
+    assert cm["data"] == {"owner": "someone-else"}
