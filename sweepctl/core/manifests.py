@@ -20,6 +20,9 @@ __all__ = [
     "SWEEP",
     "TRIAL",
     "COMPONENT",
+    "SHARD",
+    "SHARDS",
+    "shard_of",
     "PARAMS",
     "TEMPLATE_HASH",
     "TFJOB_GROUP",
@@ -39,9 +42,13 @@ MANAGED_BY = "app.kubernetes.io/managed-by"
 SWEEP = "sweepctl.dev/sweep"
 TRIAL = "sweepctl.dev/trial"
 COMPONENT = "app.kubernetes.io/component"
+SHARD = "sweepctl.dev/shard"
 PARAMS = "sweepctl.dev/params"
 TEMPLATE_HASH = "sweepctl.dev/template-hash"
 
+# A sweep's TFJobs are listed as this many label-selected shards at once, so a
+# 10,000-trial plan keeps both API server cores busy encoding pages.
+SHARDS = 4
 TFJOB_GROUP = "kubeflow.org"
 TFJOB_VERSION = "v1"
 TFJOB_PLURAL = "tfjobs"
@@ -67,6 +74,11 @@ _RESTRICTED = {
 def sweep_selector(sweep: str) -> str:
     """The label selector for every object of one sweep, and nothing else."""
     return f"{MANAGED_BY}=sweepctl,{SWEEP}={sweep}"
+
+
+def shard_of(trial: Trial) -> str:
+    """Which listing shard a trial's TFJob is in: a function of its id only."""
+    return str(int(trial.id[:4], 16) % SHARDS)
 
 
 def template_hash(spec: dict[str, Any]) -> str:
@@ -136,7 +148,8 @@ def tfjob(spec: Spec, trial: Trial, *, namespace: str) -> dict[str, Any]:
         },
     }
     params = orjson.dumps(dict(trial.params), option=orjson.OPT_SORT_KEYS).decode()
-    return _object("TFJob", f"{TFJOB_GROUP}/{TFJOB_VERSION}", trial.name, namespace, labels, {PARAMS: params}, body)
+    return _object("TFJob", f"{TFJOB_GROUP}/{TFJOB_VERSION}", trial.name, namespace,
+                   {**labels, SHARD: shard_of(trial)}, {PARAMS: params}, body)
 
 
 def tensorboard_name(spec: Spec) -> str:

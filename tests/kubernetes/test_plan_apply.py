@@ -322,3 +322,17 @@ def test_a_foreign_configmap_named_like_the_pruned_record_is_never_changed(
     cm = json.loads(control_plane.kubectl("-n", namespace, "get", "configmap", "starry-night-sweepctl-pruned",
                                           "-o", "json").stdout)
     assert cm["data"] == {"owner": "someone-else"}
+
+
+def test_a_sweep_tfjob_without_a_shard_label_is_still_seen(sweepctl, lab: Path, control_plane, namespace: str) -> None:
+    stray = {
+        "apiVersion": "kubeflow.org/v1", "kind": "TFJob",
+        "metadata": {"name": "starry-night-old", "labels": {
+            "app.kubernetes.io/managed-by": "sweepctl", "sweepctl.dev/sweep": "starry-night",
+            "sweepctl.dev/trial": "0123456789"}},
+        "spec": {"tfReplicaSpecs": {"Chief": {"replicas": 1, "template": {"spec": {
+            "containers": [{"name": "tensorflow", "image": "old:1"}]}}}}},
+    }
+    control_plane.kubectl("-n", namespace, "create", "-f", "-", input=json.dumps(stray))
+    plan = plan_json(sweepctl, lab)
+    assert [t["name"] for t in plan["delete"]] == ["starry-night-old"]
