@@ -70,7 +70,6 @@ def train(config: Config, picture: np.ndarray, out: TextIO = sys.stdout) -> dict
     interval = max(1, math.ceil(config.epochs / SUMMARY_POINTS))
     train_started = time.perf_counter()
     epoch = point = 0
-    loss = psnr = math.nan
     with writer.as_default():
         while True:
             reconstruction, loss = model.evaluate()
@@ -125,7 +124,6 @@ class Model:
 
         inputs = tf.constant(features)
         targets = tf.constant(picture.reshape(-1, 3).astype(np.float32) / 255.0)
-        self.inputs = inputs
         self.params = [tf.Variable(w) for w in initial_weights(features.shape[1], config.hidden_layers, config.seed)]
         moments = [(tf.Variable(tf.zeros_like(p)), tf.Variable(tf.zeros_like(p))) for p in self.params]
         step = tf.Variable(0, dtype=tf.int64)
@@ -146,11 +144,14 @@ class Model:
                     beta1_power=BETA1**t, beta2_power=BETA2**t, lr=rate,
                     beta1=BETA1, beta2=BETA2, epsilon=EPSILON, grad=grad)
             step.assign_add(1)
-            return loss
 
         @tf.function(jit_compile=JIT_COMPILE)
         def train_epochs(count):
-            for _ in tf.range(count):
+            # A while loop, not tf.range(count): XLA would take count as a compile-time
+            # constant and compile again for every new value.
+            done = tf.constant(0, tf.int64)
+            while done < count:
+                done += 1
                 epoch = step // self.steps_per_epoch
                 # A permutation from sorting random 64-bit keys: XLA has no shuffle kernel.
                 keys = tf.random.stateless_uniform([pixels], tf.stack([seed, epoch]), minval=None, maxval=None, dtype=tf.int64)
