@@ -17,6 +17,8 @@ setup: $(BIN)/.installed
 
 demo: setup
 	$(BIN)/sweepctl apply specs/demo.yaml --auto-approve
+	$(BIN)/sweepctl status specs/demo.yaml
+	$(BIN)/sweepctl report specs/demo.yaml -o .sweepctl/starry-demo.png
 
 test: setup
 	$(BIN)/pytest
