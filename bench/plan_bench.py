@@ -85,8 +85,8 @@ def main() -> None:
     rows: list[tuple[str, str, str]] = []
     try:
         cluster = Cluster(workers=16)
-        big = load_spec(grid_spec("big", ns, args.trials))
-        others = load_spec(grid_spec("others", ns, args.others))
+        big = load_spec(grid_spec("big", ns, args.trials), max_trials=args.trials)
+        others = load_spec(grid_spec("others", ns, args.others), max_trials=args.others)
         print(f"filling namespace {ns}: {args.trials} + {args.others} TFJobs...", file=sys.stderr)
         t0 = time.perf_counter()
         with ThreadPoolExecutor(16) as pool:
@@ -115,7 +115,7 @@ def main() -> None:
         rows.append((f"kubectl diff, same {args.trials:,} manifests", f"{diff_s:.2f} s",
                      f"sweepctl plan is {diff_s / best:.0f}x faster"))
 
-        new = load_spec(grid_spec("fresh", ns, args.new))
+        new = load_spec(grid_spec("fresh", ns, args.new), max_trials=args.new)
         new_path = work / "fresh.yaml"
         new_path.write_text(grid_spec("fresh", ns, args.new))
         apply_s = timed([*SWEEPCTL, "apply", str(new_path), "--auto-approve", "--max-trials", str(args.new)], env)
@@ -147,7 +147,7 @@ def main() -> None:
         if run_dir:
             subprocess.run([sys.executable, str(ROOT / "tests/cluster/down"), "--dir", str(run_dir)])
 
-    print(f"\n{time.strftime('%Y-%m-%d')}, {os.cpu_count()} cores, load before: {os.getloadavg()[0]:.2f}\n")
+    print(f"\n{time.strftime('%Y-%m-%d')}, {os.cpu_count()} cores, 1-minute load at the end: {os.getloadavg()[0]:.2f}\n")
     print("| what | measured | target / ratio |\n|---|---|---|")
     for row in rows:
         print("| " + " | ".join(row) + " |")
