@@ -40,6 +40,8 @@ from sweepctl.core.plan import PRUNED, Action, Change, LiveObject, Observed, Pla
 __all__ = ["Cluster", "KubernetesBackend", "ApiError", "tfjob_state", "pruned_configmap_name", "PAGE_SIZE"]
 
 PAGE_SIZE = 500
+# A Table of objects' metadata, with the kind's printer columns (TFJob: State).
+_TABLE = "application/json;as=Table;g=meta.k8s.io;v=v1"
 FIELD_MANAGER = "sweepctl"
 _IN_CLUSTER_NAMESPACE = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
 
@@ -111,19 +113,21 @@ class Cluster:
         self.requests = 0
 
     def request(self, method: str, path: str, *, query: list[tuple[str, Any]] | None = None,
-                body: Any = None, content_type: str = "application/json") -> dict[str, Any]:
+                body: Any = None, content_type: str = "application/json",
+                accept: str = "application/json") -> dict[str, Any]:
         """One API call; returns the decoded JSON body or raises ApiError."""
-        data = self.request_bytes(method, path, query=query, body=body, content_type=content_type)
+        data = self.request_bytes(method, path, query=query, body=body, content_type=content_type, accept=accept)
         return orjson.loads(data) if data else {}
 
     def request_bytes(self, method: str, path: str, *, query: list[tuple[str, Any]] | None = None,
-                      body: Any = None, content_type: str = "application/json") -> bytes:
+                      body: Any = None, content_type: str = "application/json",
+                      accept: str = "application/json") -> bytes:
         """One API call; returns the raw body (e.g. an image through a service proxy) or raises ApiError."""
         import urllib3
 
         with self._lock:
             self.requests += 1
-        headers = {"Accept": "application/json", "Content-Type": content_type}
+        headers = {"Accept": accept, "Content-Type": content_type}
         try:
             method, url, headers, _, _ = self._api.param_serialize(
                 method, path, query_params=query or [], header_params=headers, auth_settings=["BearerToken"]
@@ -158,16 +162,31 @@ class Cluster:
         }.get(status)
         return ApiError(f"{method} {path}: {status} {message}", status=status, reason=reason, hint=hint)
 
-    def list(self, kind: str, namespace: str, selector: str) -> Iterator[dict[str, Any]]:
-        """Every object of a kind matching the selector, PAGE_SIZE per request."""
+    def list(self, kind: str, namespace: str, selector: str, *, metadata_only: bool = False) -> Iterator[dict[str, Any]]:
+        """Every object of a kind matching the selector, PAGE_SIZE per request.
+
+        metadata_only asks for a Table of metadata (no spec, no status, a third
+        less to encode and decode); each item then has only `metadata` and the
+        kind's printed `State` column, when it has one, under `printedState`.
+        """
         path = _PATHS[kind].format(ns=namespace)
         token: str | None = None
         while True:
             query: list[tuple[str, Any]] = [("labelSelector", selector), ("limit", PAGE_SIZE)]
+            if metadata_only:
+                query.append(("includeObject", "Metadata"))
             if token:
                 query.append(("continue", token))
-            page = self.request("GET", path, query=query)
-            yield from page.get("items") or []
+            page = self.request("GET", path, query=query, accept=_TABLE if metadata_only else "application/json")
+            if metadata_only:
+                columns = [c.get("name") for c in page.get("columnDefinitions") or []]
+                state = columns.index("State") if "State" in columns else None
+                for row in page.get("rows") or []:
+                    cells = row.get("cells") or []
+                    printed = cells[state] if state is not None and state < len(cells) else None
+                    yield {"metadata": (row.get("object") or {}).get("metadata") or {}, "printedState": printed}
+            else:
+                yield from page.get("items") or []
             token = (page.get("metadata") or {}).get("continue")
             if not token:
                 return
@@ -184,6 +203,12 @@ def _live(kind: str, item: dict[str, Any]) -> LiveObject:
         params = orjson.loads(annotations.get(PARAMS, "{}"))
     except orjson.JSONDecodeError:
         params = {}
+    if "printedState" in item:  # a metadata-only row: the spec is fetched only if needed
+        state = _PRINTED_STATES.get(item["printedState"] or "", item["printedState"] or "Pending")
+        spec = None
+    else:
+        state = tfjob_state(item.get("status")) if kind == "TFJob" else ""
+        spec = item.get("spec") or {}
     return LiveObject(
         kind=kind,
         name=meta["name"],
@@ -191,10 +216,14 @@ def _live(kind: str, item: dict[str, Any]) -> LiveObject:
         generation=meta.get("generation", 0),
         labels=meta.get("labels") or {},
         annotations=annotations,
-        spec=item.get("spec") or {},
-        state=tfjob_state(item.get("status")) if kind == "TFJob" else "",
+        spec=spec,
+        state=state,
         params=params if isinstance(params, dict) else {},
     )
+
+
+# The TFJob CRD prints its last condition's type as State; sweepctl's words for it.
+_PRINTED_STATES = {"": "Pending", "Created": "Pending", "Restarting": "Running"}
 
 
 class KubernetesBackend:
@@ -218,6 +247,9 @@ class KubernetesBackend:
     def observe(self, sweep: str) -> Observed:
         """All of the sweep's objects: TFJobs in SHARDS concurrent paginated LISTs.
 
+        TFJobs come as metadata and state only (their spec is None): a plan
+        needs the spec of the few that may have drifted, from `specs`.
+
         Requests: the sum of ceil(n_shard / PAGE_SIZE), at most ceil(N / PAGE_SIZE)
         + SHARDS, plus one LIST for unsharded TFJobs, one each for the
         TensorBoard's kinds and one GET for the pruned record.
@@ -229,12 +261,28 @@ class KubernetesBackend:
 
         def fetch(kind_selector: tuple[str, str]) -> list[LiveObject]:
             kind, sel = kind_selector
-            return [_live(kind, item) for item in self.cluster.list(kind, self._namespace, sel)]
+            rows = self.cluster.list(kind, self._namespace, sel, metadata_only=kind == "TFJob")
+            return [_live(kind, item) for item in rows]
 
         with ThreadPoolExecutor(max_workers=len(lists) + 1) as pool:
             pruned = pool.submit(self._pruned, sweep)
             objects = [obj for batch in pool.map(fetch, lists) for obj in batch]
             return Observed(objects=tuple(objects), pruned=pruned.result())
+
+    def specs(self, sweep: str, names: list[str]) -> dict[str, dict[str, Any]]:
+        """The live specs of some of the sweep's TFJobs: a GET each for a few, else one full listing."""
+        if len(names) <= 2 * PAGE_SIZE // 10:
+            def get(name: str) -> tuple[str, dict[str, Any]]:
+                return name, self.cluster.request("GET", self.cluster.path("TFJob", self._namespace, name))
+
+            with ThreadPoolExecutor(max_workers=self.workers) as pool:
+                items = dict(pool.map(get, names))
+        else:
+            wanted = set(names)
+            items = {item["metadata"]["name"]: item
+                     for item in self.cluster.list("TFJob", self._namespace, sweep_selector(sweep))
+                     if item["metadata"]["name"] in wanted}
+        return {name: item.get("spec") or {} for name, item in items.items()}
 
     def _pruned(self, sweep: str) -> dict[str, Any]:
         """The sweep's pruned-trial records: one GET; none when its ConfigMap is absent or not the sweep's."""

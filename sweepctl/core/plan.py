@@ -19,7 +19,7 @@ from sweepctl.core.manifests import TEMPLATE_HASH, TRIAL
 from sweepctl.core.spec import Scalar
 from sweepctl.core.trials import Trial
 
-__all__ = ["RESUMABLE", "PRUNED", "Action", "LiveObject", "Observed", "Change", "Plan", "compute_plan", "fingerprint", "drift"]
+__all__ = ["RESUMABLE", "PRUNED", "Action", "LiveObject", "Observed", "Change", "Plan", "compute_plan", "fingerprint", "drift", "needs_spec"]
 
 
 # Local trials that were queued or running when an apply was interrupted: the
@@ -50,7 +50,8 @@ class LiveObject:
     generation: int = 0
     labels: Mapping[str, str] = field(default_factory=dict)
     annotations: Mapping[str, str] = field(default_factory=dict)
-    spec: Mapping[str, Any] = field(default_factory=dict)
+    # None: not fetched (listing sent metadata only); see needs_spec.
+    spec: Mapping[str, Any] | None = field(default_factory=dict)
     state: str = ""
     params: Mapping[str, Scalar] = field(default_factory=dict)
 
@@ -171,6 +172,19 @@ def _contains(have: Any, want: Any) -> bool:
     return bool(have == want and isinstance(have, bool) == isinstance(want, bool))
 
 
+def needs_spec(desired: Mapping[str, Any], live: LiveObject) -> bool:
+    """Whether diffing this object needs its live spec, which was not fetched.
+
+    Not when it carries the desired template's hash and its spec was never
+    changed since it was created (generation 1): that is every object of a
+    sweep that has not drifted, so a plan fetches only the few that may have.
+    """
+    if live.spec is not None:
+        return False
+    same_template = live.annotations.get(TEMPLATE_HASH) == desired["metadata"]["annotations"][TEMPLATE_HASH]
+    return not (same_template and live.generation == 1)
+
+
 def drift(desired: Mapping[str, Any], live: LiveObject) -> tuple[str, ...]:
     """Field-level differences between a desired object's spec and the live one.
 
@@ -184,6 +198,8 @@ def drift(desired: Mapping[str, Any], live: LiveObject) -> tuple[str, ...]:
     # Generation 1: nobody has changed the spec since it was created from that template.
     if same_template and (live.generation == 1 or _contains(live.spec, want)):
         return ()
+    if live.spec is None:  # callers fetch it first (needs_spec); never guess equal
+        return (f"spec: made from template {live.annotations.get(TEMPLATE_HASH)} or changed since (not fetched)",)
     from deepdiff import DeepDiff  # only for objects that differ
 
     diff = DeepDiff(dict(want), dict(live.spec), verbose_level=2)

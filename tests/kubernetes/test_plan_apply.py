@@ -336,3 +336,21 @@ def test_a_sweep_tfjob_without_a_shard_label_is_still_seen(sweepctl, lab: Path, 
     control_plane.kubectl("-n", namespace, "create", "-f", "-", input=json.dumps(stray))
     plan = plan_json(sweepctl, lab)
     assert [t["name"] for t in plan["delete"]] == ["starry-night-old"]
+
+
+def test_a_changed_template_is_drift_with_the_field_that_changed(
+    sweepctl, lab: Path, control_plane, namespace: str
+) -> None:
+    assert sweepctl("apply", lab, "--auto-approve").exit_code == 0
+    before = uids(control_plane, namespace)
+    write(lab, LAB.format(ns=namespace) + "image: sweepctl/tf-paint:0.2.0\n")
+    plan = plan_json(sweepctl, lab)
+    assert plan["summary"] == {"add": 0, "change": 0, "destroy": 0}
+    assert len(plan["drift"]) == 9
+    assert all(any("image: spec 'sweepctl/tf-paint:0.2.0', cluster 'sweepctl/tf-paint:0.1.0'" in d for d in t["diff"])
+               for t in plan["drift"])
+    res = sweepctl("apply", lab, "--auto-approve", "--replace-drifted")
+    assert res.exit_code == 0 and "0 added, 9 changed, 0 destroyed" in res.stdout
+    after = tfjobs(control_plane, namespace)
+    assert set(after) == set(before) and all(after[n]["metadata"]["uid"] != before[n] for n in before)
+    assert plan_json(sweepctl, lab)["drift"] == []
