@@ -31,6 +31,17 @@ def uids(control_plane, ns: str) -> dict[str, str]:
     return {name: obj["metadata"]["uid"] for name, obj in tfjobs(control_plane, ns).items()}
 
 
+def create_tfjob(control_plane, ns: str, name: str, *, labels: dict[str, str], image: str) -> None:
+    """A TFJob made by someone else (kubectl), not by sweepctl."""
+    job = {
+        "apiVersion": "kubeflow.org/v1", "kind": "TFJob",
+        "metadata": {"name": name, "labels": labels},
+        "spec": {"tfReplicaSpecs": {"Chief": {"replicas": 1, "template": {"spec": {
+            "containers": [{"name": "tensorflow", "image": image}]}}}}},
+    }
+    control_plane.kubectl("-n", ns, "create", "-f", "-", input=json.dumps(job))
+
+
 def plan_json(sweepctl, spec: Path, *extra: str) -> dict:
     res = sweepctl("plan", spec, "-o", "json", *extra)
     assert res.exit_code == 0, res.output
@@ -159,13 +170,7 @@ def test_stale_saved_plan_is_refused(sweepctl, lab: Path, control_plane, namespa
 
 def test_foreign_object_with_colliding_name_is_refused(sweepctl, lab: Path, control_plane, namespace: str) -> None:
     name = "starry-night-hl5-lr0p01-093c0955b1"
-    foreign = {
-        "apiVersion": "kubeflow.org/v1", "kind": "TFJob",
-        "metadata": {"name": name, "labels": {"team": "vision"}},
-        "spec": {"tfReplicaSpecs": {"Chief": {"replicas": 1, "template": {"spec": {
-            "containers": [{"name": "tensorflow", "image": "theirs:1"}]}}}}},
-    }
-    control_plane.kubectl("-n", namespace, "create", "-f", "-", input=json.dumps(foreign))
+    create_tfjob(control_plane, namespace, name, labels={"team": "vision"}, image="theirs:1")
     res = sweepctl("apply", lab, "--auto-approve")
     assert res.exit_code == 1
     assert f"{name} already exists and does not belong to sweep starry-night" in res.output
@@ -325,15 +330,9 @@ def test_a_foreign_configmap_named_like_the_pruned_record_is_never_changed(
 
 
 def test_a_sweep_tfjob_without_a_shard_label_is_still_seen(sweepctl, lab: Path, control_plane, namespace: str) -> None:
-    stray = {
-        "apiVersion": "kubeflow.org/v1", "kind": "TFJob",
-        "metadata": {"name": "starry-night-old", "labels": {
-            "app.kubernetes.io/managed-by": "sweepctl", "sweepctl.dev/sweep": "starry-night",
-            "sweepctl.dev/trial": "0123456789"}},
-        "spec": {"tfReplicaSpecs": {"Chief": {"replicas": 1, "template": {"spec": {
-            "containers": [{"name": "tensorflow", "image": "old:1"}]}}}}},
-    }
-    control_plane.kubectl("-n", namespace, "create", "-f", "-", input=json.dumps(stray))
+    create_tfjob(control_plane, namespace, "starry-night-old", image="old:1", labels={
+        "app.kubernetes.io/managed-by": "sweepctl", "sweepctl.dev/sweep": "starry-night",
+        "sweepctl.dev/trial": "0123456789"})
     plan = plan_json(sweepctl, lab)
     assert [t["name"] for t in plan["delete"]] == ["starry-night-old"]
 
