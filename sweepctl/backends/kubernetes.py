@@ -73,8 +73,12 @@ def tfjob_state(status: dict[str, Any] | None) -> str:
     conditions = [c for c in (status or {}).get("conditions") or [] if c.get("status") == "True"]
     if not conditions:
         return "Pending"
-    last = conditions[-1].get("type", "")
-    return {"Created": "Pending", "Restarting": "Running"}.get(last, last)
+    return _state_word(conditions[-1].get("type"))
+
+
+def _state_word(condition: str | None) -> str:
+    """sweepctl's word for a TFJob condition type (also the CRD's printed State)."""
+    return {"": "Pending", "Created": "Pending", "Restarting": "Running"}.get(condition or "", condition or "")
 
 
 class Cluster:
@@ -169,7 +173,7 @@ class Cluster:
         less to encode and decode); each item then has only `metadata` and the
         kind's printed `State` column, when it has one, under `printedState`.
         """
-        path = _PATHS[kind].format(ns=namespace)
+        path = self.path(kind, namespace)
         token: str | None = None
         while True:
             query: list[tuple[str, Any]] = [("labelSelector", selector), ("limit", PAGE_SIZE)]
@@ -204,7 +208,7 @@ def _live(kind: str, item: dict[str, Any]) -> LiveObject:
     except orjson.JSONDecodeError:
         params = {}
     if "printedState" in item:  # a metadata-only row: the spec is fetched only if needed
-        state = _PRINTED_STATES.get(item["printedState"] or "", item["printedState"] or "Pending")
+        state = _state_word(item["printedState"])
         spec = None
     else:
         state = tfjob_state(item.get("status")) if kind == "TFJob" else ""
@@ -221,9 +225,6 @@ def _live(kind: str, item: dict[str, Any]) -> LiveObject:
         params=params if isinstance(params, dict) else {},
     )
 
-
-# The TFJob CRD prints its last condition's type as State; sweepctl's words for it.
-_PRINTED_STATES = {"": "Pending", "Created": "Pending", "Restarting": "Running"}
 
 
 class KubernetesBackend:

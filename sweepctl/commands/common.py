@@ -128,12 +128,17 @@ def make_plan(
     )
 
 
-def save_plan(plan: Plan, path: Path) -> None:
-    """Write atomically: a half-written plan must never be applied."""
+def _write_atomically(path: Path, data: bytes) -> None:
+    """Write to a temporary file, then rename: readers see the old file or the new, never half."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
-    tmp.write_bytes(planfile.dumps(plan))
+    tmp.write_bytes(data)
     os.replace(tmp, path)
+
+
+def save_plan(plan: Plan, path: Path) -> None:
+    """A half-written plan must never be applied."""
+    _write_atomically(path, planfile.dumps(plan))
 
 
 def read_plan(path: Path) -> Plan:
@@ -161,10 +166,7 @@ def is_saved_plan(path: Path) -> bool:
 
 def spec_of(plan: Plan) -> Spec:
     """The spec a saved plan was made from, unchanged since, or a stale-plan error."""
-    stale = SweepctlError(
-        f"Saved plan is stale: the spec {plan.spec_path} changed since the plan was made",
-        hint="run `sweepctl plan` again; nothing was changed",
-    )
+    stale = _stale(f"the spec {plan.spec_path} changed since the plan was made")
     try:
         spec = read_spec(Path(plan.spec_path or ""), max_trials=10**9)
     except SpecError:
@@ -184,10 +186,11 @@ def check_fresh(plan: Plan, backend: Backend) -> None:
             hint="use the same --context/--namespace/--state-dir as the plan, or plan again",
         )
     if fingerprint(backend.observe(plan.sweep)) != plan.fingerprint:
-        raise SweepctlError(
-            f"Saved plan is stale: sweep {plan.sweep} changed in {plan.target} since the plan was made",
-            hint="run `sweepctl plan` again; nothing was changed",
-        )
+        raise _stale(f"sweep {plan.sweep} changed in {plan.target} since the plan was made")
+
+
+def _stale(why: str) -> SweepctlError:
+    return SweepctlError(f"Saved plan is stale: {why}", hint="run `sweepctl plan` again; nothing was changed")
 
 
 def remember_sweep(plan: Plan) -> None:
@@ -196,10 +199,7 @@ def remember_sweep(plan: Plan) -> None:
 
     data = {"sweep": plan.sweep, "backend": plan.backend, "namespace": plan.namespace, "spec_path": plan.spec_path}
     try:
-        LAST_SWEEP.parent.mkdir(parents=True, exist_ok=True)
-        tmp = LAST_SWEEP.with_name(LAST_SWEEP.name + ".tmp")
-        tmp.write_text(json.dumps(data))
-        os.replace(tmp, LAST_SWEEP)
+        _write_atomically(LAST_SWEEP, json.dumps(data).encode())
     except OSError:
         pass  # only a convenience: commands can still be given the spec or --sweep
 

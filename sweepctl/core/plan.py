@@ -172,17 +172,22 @@ def _contains(have: Any, want: Any) -> bool:
     return bool(have == want and isinstance(have, bool) == isinstance(want, bool))
 
 
+def _same_template(desired: Mapping[str, Any], live: LiveObject) -> bool:
+    return live.annotations.get(TEMPLATE_HASH) == desired["metadata"]["annotations"][TEMPLATE_HASH]
+
+
+def _untouched(desired: Mapping[str, Any], live: LiveObject) -> bool:
+    """Created from the desired template and never changed since (generation 1): no drift."""
+    return live.generation == 1 and _same_template(desired, live)
+
+
 def needs_spec(desired: Mapping[str, Any], live: LiveObject) -> bool:
     """Whether diffing this object needs its live spec, which was not fetched.
 
-    Not when it carries the desired template's hash and its spec was never
-    changed since it was created (generation 1): that is every object of a
-    sweep that has not drifted, so a plan fetches only the few that may have.
+    Not when it is untouched: that is every object of a sweep that has not
+    drifted, so a plan fetches only the few that may have.
     """
-    if live.spec is not None:
-        return False
-    same_template = live.annotations.get(TEMPLATE_HASH) == desired["metadata"]["annotations"][TEMPLATE_HASH]
-    return not (same_template and live.generation == 1)
+    return live.spec is None and not _untouched(desired, live)
 
 
 def drift(desired: Mapping[str, Any], live: LiveObject) -> tuple[str, ...]:
@@ -194,9 +199,8 @@ def drift(desired: Mapping[str, Any], live: LiveObject) -> tuple[str, ...]:
     as drift only when the spec itself changed (the hash differs).
     """
     want = desired["spec"]
-    same_template = live.annotations.get(TEMPLATE_HASH) == desired["metadata"]["annotations"][TEMPLATE_HASH]
-    # Generation 1: nobody has changed the spec since it was created from that template.
-    if same_template and (live.generation == 1 or _contains(live.spec, want)):
+    same_template = _same_template(desired, live)
+    if _untouched(desired, live) or (same_template and _contains(live.spec, want)):
         return ()
     if live.spec is None:  # callers fetch it first (needs_spec); never guess equal
         return (f"spec: made from template {live.annotations.get(TEMPLATE_HASH)} or changed since (not fetched)",)
