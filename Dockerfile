@@ -1,6 +1,9 @@
 # tf-paint trainer image: `python -m model` as the entrypoint, nothing but model/ copied in.
 #   CPU (default): docker build -t tf-paint:cpu .
 #   GPU:           docker build --build-arg VARIANT=gpu -t tf-paint:gpu .
+# Behind a proxy that re-signs TLS, give pip your CA bundle as the optional build secret pip-ca:
+#   docker build --secret id=pip-ca,src=/etc/ssl/certs/ca-certificates.crt -t tf-paint:cpu .
+#   (buildah bud and podman build take the same --secret flag.)
 # The GPU variant takes CUDA and cuDNN from TensorFlow's own pip extra, so both variants share
 # one small Python base image; the host needs an NVIDIA driver and the container toolkit.
 ARG PYTHON_IMAGE=python:3.11.14-slim-bookworm
@@ -25,7 +28,9 @@ SHELL ["/bin/bash", "-o", "pipefail", "-c"]
 # tensorflow-cpu has x86_64 wheels only; elsewhere the plain tensorflow wheel is the CPU build.
 # Versions are pinned through the ARGs above, which hadolint cannot see through (DL3013).
 # hadolint ignore=DL3013
-RUN case "${VARIANT}" in \
+RUN --mount=type=secret,id=pip-ca \
+    if [ -s /run/secrets/pip-ca ]; then export PIP_CERT=/run/secrets/pip-ca; fi \
+    && case "${VARIANT}" in \
       cpu) tensorflow="tensorflow-cpu==${TENSORFLOW_VERSION}"; \
            [ "$(uname -m)" = x86_64 ] || tensorflow="tensorflow==${TENSORFLOW_VERSION}" ;; \
       gpu) tensorflow="tensorflow[and-cuda]==${TENSORFLOW_VERSION}" ;; \
