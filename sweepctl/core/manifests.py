@@ -69,6 +69,15 @@ _RESTRICTED = {
     "allowPrivilegeEscalation": False,
     "capabilities": {"drop": ["ALL"]},
 }
+# The trainer image runs as uid 1000. fsGroup makes a volume that supports
+# ownership (most block storage) writable by that group; OnRootMismatch skips
+# the recursive chown of a large log volume when its root is already right.
+_POD_SECURITY = {
+    "runAsNonRoot": True,
+    "fsGroup": 1000,
+    "fsGroupChangePolicy": "OnRootMismatch",
+    "seccompProfile": {"type": "RuntimeDefault"},
+}
 
 
 def sweep_selector(sweep: str) -> str:
@@ -139,7 +148,7 @@ def tfjob(spec: Spec, trial: Trial, *, namespace: str) -> dict[str, Any]:
                 "template": {
                     "metadata": {"labels": labels},
                     "spec": {
-                        "securityContext": {"runAsNonRoot": True, "seccompProfile": {"type": "RuntimeDefault"}},
+                        "securityContext": _POD_SECURITY,
                         "containers": [container],
                         "volumes": [{"name": LOGS_VOLUME, "persistentVolumeClaim": {"claimName": spec.claim_name}}],
                     },
@@ -170,11 +179,7 @@ def tensorboard_deployment(spec: Spec, *, namespace: str) -> dict[str, Any]:
             "metadata": {"labels": labels},
             "spec": {
                 # The stock TensorFlow image runs as root; TensorBoard only reads.
-                "securityContext": {
-                    "runAsNonRoot": True,
-                    "runAsUser": 1000,
-                    "seccompProfile": {"type": "RuntimeDefault"},
-                },
+                "securityContext": {**_POD_SECURITY, "runAsUser": 1000},
                 "containers": [
                     {
                         "name": "tensorboard",
