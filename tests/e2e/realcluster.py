@@ -1,0 +1,58 @@
+"""Helpers of the end-to-end tests: the cluster handle, polling, TFJob states."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+
+@dataclass(frozen=True)
+class FullCluster:
+    kubeconfig: Path
+    bin_dir: Path
+    run_dir: Path
+
+    def kubectl(self, *args: str, user: str = "admin", check: bool = True,
+                input: str | None = None) -> subprocess.CompletedProcess[str]:
+        argv = [str(self.bin_dir / "kubectl"), "--kubeconfig", str(self.kubeconfig),
+                "--context", f"{user}@testbed", *args]
+        proc = subprocess.run(argv, capture_output=True, text=True, check=False, input=input)
+        if check and proc.returncode != 0:
+            raise AssertionError(f"kubectl {' '.join(args)} failed ({proc.returncode}): {proc.stderr}")
+        return proc
+
+    def get(self, *args: str) -> dict[str, Any]:
+        return json.loads(self.kubectl("get", *args, "-o", "json").stdout)
+
+
+@dataclass(frozen=True)
+class Namespace:
+    name: str
+    volume: Path  # the host folder behind the namespace's log volume
+
+
+def wait_for(what: str, check: Callable[[], Any], timeout: float, interval: float = 0.5) -> Any:
+    """Poll until check() returns something truthy; fail with what was awaited."""
+    deadline = time.monotonic() + timeout
+    last: Any = None
+    while time.monotonic() < deadline:
+        last = check()
+        if last:
+            return last
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}; last saw {last!r}")
+
+
+def conditions(tfjob: dict[str, Any]) -> list[str]:
+    """The TFJob's condition types, oldest first: the operator keeps its history."""
+    return [c["type"] for c in tfjob.get("status", {}).get("conditions") or []]
+
+
+def state(tfjob: dict[str, Any]) -> str | None:
+    found = tfjob.get("status", {}).get("conditions") or []
+    return found[-1]["type"] if found else None
