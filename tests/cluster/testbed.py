@@ -266,8 +266,10 @@ def up(run_dir: Path = DEFAULT_DIR, *, full: bool = False) -> Path:
                    30, procs, run_dir)
         server = f"https://127.0.0.1:{api_port}"
         admission = (
-            # GPU pods get the toleration for the GPU nodes' taint, as on real GPU clusters.
-            ["--enable-admission-plugins", "ExtendedResourceToleration"] if full
+            # GPU pods get the toleration for the GPU nodes' taint, as on real GPU clusters;
+            # the kubelet is reached by its address (there is no DNS for its host name).
+            ["--enable-admission-plugins", "ExtendedResourceToleration",
+             "--kubelet-preferred-address-types", "InternalIP,Hostname"] if full
             # No controller manager creates default ServiceAccounts here.
             else ["--disable-admission-plugins", "ServiceAccount"]
         )

@@ -102,6 +102,9 @@ def test_lab_grid_trains_for_real(full_cluster: FullCluster, e2e_namespace: Name
         assert args[args.index("--hidden-layers") + 1] == str(params["hiddenLayers"])
         status = pod["status"]["containerStatuses"][0]
         assert status["state"]["terminated"]["exitCode"] == 0 and status["restartCount"] == 0
+    # cleanPodPolicy None keeps finished pods, so their logs stay readable.
+    logs = full_cluster.kubectl("logs", "-n", ns, next(iter(trial_pods))).stdout
+    assert "psnr" in logs.lower(), logs[-2000:]
 
     plan = json_out(sweepctl("plan", spec, "-n", ns, "-o", "json"))
     assert plan["summary"] == {"add": 0, "change": 0, "destroy": 0}
