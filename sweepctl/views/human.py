@@ -175,6 +175,10 @@ class HumanView:
                            "Fix the errors above, then run `sweepctl plan` and apply again; what was done stays done.")
         else:
             self.out.print(f"\n[bold green]Apply complete![/] {counts}")
+        if result.removed:
+            why = Counter(result.removed.values())
+            self.out.print(" and ".join(f"{n} {'trial' if n == 1 else 'trials'} {verb}" for verb, n in sorted(why.items()))
+                           + " by another command while this apply ran (stopped, not failed).")
         if plan.backend == "local" and not plan.destroy:
             spec = escape(os.path.relpath(plan.spec_path)) if plan.spec_path else "SPEC"
             self.out.print(f"Look at the results: [bold]sweepctl tensorboard {spec}[/] "
