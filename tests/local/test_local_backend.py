@@ -89,7 +89,7 @@ def test_interrupted_apply_resumes_only_what_is_missing(tmp_path: Path, census) 
     spec.write_text(spec_text("  epochs: [3, 800]\n", parallelism=1, args=["--size", "24", "--batch-size", "8"]))
     written = spec.read_bytes()
     first = start(tmp_path, "apply", spec, "--auto-approve")
-    wait_for(lambda: sorted(t["state"] for t in state(tmp_path)["trials"].values()) == ["Running", "Succeeded"])
+    wait_for(lambda: "Running" in {t["state"] for t in state(tmp_path)["trials"].values()})
 
     # Meanwhile a second apply has nothing to do, and one with more to run is refused.
     second = cli(tmp_path, "apply", spec, "--auto-approve")
@@ -100,6 +100,8 @@ def test_interrupted_apply_resumes_only_what_is_missing(tmp_path: Path, census) 
     assert "another apply of sweep tiny is running" in second.stderr
     assert len(state(tmp_path)["trials"]) == 2
 
+    # Ctrl-C once the quick trial is done and the long one runs.
+    wait_for(lambda: sorted(t["state"] for t in state(tmp_path)["trials"].values()) == ["Running", "Succeeded"])
     first.send_signal(signal.SIGINT)
     first.communicate(timeout=60)
     assert first.returncode == 130
