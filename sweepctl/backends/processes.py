@@ -31,6 +31,7 @@ __all__ = ["Identity", "alive", "identity", "start_trainer", "stop", "supervisor
 
 Identity = Mapping[str, Any]  # {"pid", "start", "boot"}, as stored in state.json
 _SUPERVISOR = os.path.abspath(supervisor.__file__)
+_HAVE_PROC = os.path.isdir("/proc/self")
 
 
 @cache
@@ -41,12 +42,23 @@ def _boot_id() -> str:
         return ""
 
 
-def _stat(pid: int) -> tuple[str, int] | None:
-    """The process's state letter and start time, or None when there is no such process."""
+def _stat(pid: int) -> tuple[str, int | None] | None:
+    """The process's state letter and start time, or None when there is no such process.
+
+    Without /proc (not Linux) only whether the pid exists is known: its start time is None.
+    """
     try:
         text = Path(f"/proc/{pid}/stat").read_text()
     except OSError:
-        return None
+        if _HAVE_PROC:
+            return None
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return None
+        except PermissionError:
+            pass
+        return "?", None
     fields = text.rsplit(")", 1)[1].split()  # the command name, in parentheses, may hold spaces
     return fields[0], int(fields[19])  # fields 3 and 22 of proc(5)
 

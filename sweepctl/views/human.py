@@ -32,7 +32,8 @@ _STYLE = {
     Action.UPDATE: "yellow",
     Action.NOOP: "dim",
 }
-_STATE_STYLE = {"Succeeded": "green", "Failed": "red", "Running": "cyan", "Pending": "yellow", "Interrupted": "yellow",
+_STATE_STYLE = {"Succeeded": "green", "Failed": "red", "Running": "cyan", "Pending": "yellow", "Queued": "yellow",
+                "Interrupted": "yellow",
                 PRUNED: "dim"}
 STAR = "★"  # marks the current best K in `status` and the kept trials in `prune`
 

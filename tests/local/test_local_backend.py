@@ -100,14 +100,17 @@ def test_interrupted_apply_resumes_only_what_is_missing(tmp_path: Path, census) 
     assert "another apply of sweep tiny is running" in second.stderr
     assert len(state(tmp_path)["trials"]) == 2
 
-    # Ctrl-C once the quick trial is done and the long one runs.
+    # Ctrl-C once the quick trial is done and the long one trains.
     wait_for(lambda: sorted(t["state"] for t in state(tmp_path)["trials"].values()) == ["Running", "Succeeded"])
+    long = next(n for n, t in state(tmp_path)["trials"].items() if t["state"] == "Running")
+    wait_for(lambda: b"epoch=0 " in (logs_of(tmp_path, long) / "stdout.log").read_bytes())
     first.send_signal(signal.SIGINT)
     first.communicate(timeout=60)
     assert first.returncode == 130
     records = state(tmp_path)["trials"]
     done = next(n for n, t in records.items() if t["state"] == "Succeeded")
     cut = next(n for n, t in records.items() if t["state"] == "Interrupted")
+    assert cut == long
     finished_logs = events(logs_of(tmp_path, done))
     cut_output = (logs_of(tmp_path, cut) / "stdout.log").read_bytes()
 
