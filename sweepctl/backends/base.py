@@ -38,12 +38,18 @@ class Progress(Protocol):
 
 @dataclass(kw_only=True)
 class ApplyResult:
-    """What apply did. `errors` maps an object's name to why it was not done."""
+    """What apply did. `errors` maps an object's name to why it was not done.
+
+    `removed` maps a trial of the plan that another command deleted while
+    this apply ran (a local `prune` beside a running apply) to "pruned" or
+    "deleted": not done, and not an error.
+    """
 
     added: int = 0
     changed: int = 0
     destroyed: int = 0
     errors: dict[str, str] = field(default_factory=dict)
+    removed: dict[str, str] = field(default_factory=dict)
 
 
 class Backend(Protocol):

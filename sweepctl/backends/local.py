@@ -3,15 +3,37 @@
 State lives in a folder (./.sweepctl by default, as Terraform keeps
 .terraform/), one sub-folder per sweep:
 
-  sweeps/<sweep>/state.json        every trial: params, args, state, exit code;
-                                   and every pruned trial: params, last metric
-  sweeps/<sweep>/lock              held by the apply that is running trials
-  sweeps/<sweep>/logs/<trial>/     the trial's TensorBoard logs and stdout.log
+  sweeps/<sweep>/state.json        every trial: params, args, state, its apply and
+                                   its process; every pruned trial: params, last metric
+  sweeps/<sweep>/state.lock        held while a command rewrites state.json
+  sweeps/<sweep>/lock              held by the apply that starts trainers, while it runs
+  sweeps/<sweep>/logs/<trial>/     the trial's TensorBoard logs, stdout.log, exit-code
+  sweeps/<sweep>/logs/<trial>/attempt-<n>/   an earlier attempt's, kept
 
-A trial is recorded as Queued before it starts and Running while it runs, so
-an apply that is interrupted (Ctrl-C, or killed) leaves records that the next
-plan shows as Interrupted and the next apply runs again. Only one apply of a
-sweep runs at a time (the lock), so no trial ever runs twice at once.
+How commands share a sweep (several may act on it at once):
+- state.json is only ever rewritten whole (a temporary file, then a rename),
+  and only inside state.lock, by read-modify-write: an apply and a prune that
+  change it at once both keep their changes. Readers (plan, status, report)
+  take no lock and never write: they cannot make an apply fail.
+- Only one apply starts trainers at a time (the `lock`), so no trial ever runs
+  twice at once. Commands that only delete (prune, destroy) run beside it.
+- A trial is recorded Queued (with its apply's identity) before it starts, and
+  Running with its process's identity (backends/processes.py) in the same
+  state.lock section that starts it. What a record means is checked against
+  the processes, so it stays true whoever dies: a Queued trial whose apply is
+  gone is Interrupted; a Running trial whose process is gone ended, as its
+  exit-code file says (Interrupted without one).
+- Deleting (prune) removes the record first, then stops the trial's process.
+  The apply that started it sees its trainer end with no record left, and
+  counts the trial as removed, not failed; a queued trial with no record left
+  is never started.
+- Trainers run in sessions of their own. A killed apply (kill -9) leaves them
+  running; the next apply adopts them (they count towards its parallelism and
+  it waits for them) instead of starting their trials again.
+- Logs are never deleted: a trial that runs again (resumed, revived, re-added,
+  replaced) first moves its earlier attempt into attempt-<n>/. TensorBoard
+  shows that as the run <trial>/attempt-<n>; status and report read only the
+  trial's own folder, the current attempt.
 """
 
 from __future__ import annotations
@@ -22,24 +44,25 @@ import os
 import re
 import signal
 import subprocess
-import sys
-import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from sweepctl.backends import processes
 from sweepctl.backends.base import ApplyResult, Progress, RunningTrial
+from sweepctl.backends.supervisor import EXIT_FILE
 from sweepctl.core.diagnostics import SweepctlError
 from sweepctl.core.manifests import PARAMS, TEMPLATE_HASH, TRIAL
 from sweepctl.core.plan import PRUNED, Action, Change, LiveObject, Observed, Plan
 
-__all__ = ["LocalBackend", "TRAINER"]
+__all__ = ["LocalBackend"]
 
-# The trainer is this project's own package; never run through a shell.
-TRAINER = [sys.executable, "-m", "model"]
-_LOSS = re.compile(r"(?<![\w-])loss\s*=\s*([+-]?\d*\.?\d+(?:[eE][+-]?\d+)?)")
+_LOSS = re.compile(rb"(?<![\w-])loss\s*=\s*([+-]?\d*\.?\d+(?:[eE][+-]?\d+)?)")
+_ATTEMPT = re.compile(r"attempt-(\d+)")
+_ACTIVE = ("Queued", "Running")
 
 
 class LocalBackend:
@@ -79,218 +102,331 @@ class LocalBackend:
     def _read(self, sweep: str) -> dict[str, Any]:
         path = self.sweep_dir(sweep) / "state.json"
         try:
-            return json.loads(path.read_text())
+            state = json.loads(path.read_text())
         except FileNotFoundError:
-            return {"trials": {}, "pruned": {}}
+            state = {}
         except ValueError as err:
             raise SweepctlError(f"{path} is corrupt: {err}", hint="restore it, or remove the sweep's folder") from None
-
-    def _write(self, sweep: str, state: dict[str, Any]) -> None:
-        path = self.sweep_dir(sweep) / "state.json"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f"state.json.{os.getpid()}.tmp")
-        tmp.write_text(json.dumps(state, indent=1, sort_keys=True))
-        os.replace(tmp, path)  # atomic: a killed apply never leaves half a file
+        state.setdefault("trials", {})
+        state.setdefault("pruned", {})
+        return state
 
     @contextmanager
-    def _locked(self, sweep: str, *, wait: bool = False) -> Iterator[bool]:
-        """Yield True while holding the sweep's lock, False if another apply holds it."""
+    def _state(self, sweep: str) -> Iterator[dict[str, Any]]:
+        """state.json for a read-modify-write: under state.lock, written back unless the body raised."""
+        path = self.sweep_dir(sweep) / "state.json"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with (path.parent / "state.lock").open("a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)  # held for milliseconds: wait for it
+            state = self._read(sweep)
+            yield state
+            tmp = path.with_name(f"state.json.{os.getpid()}.tmp")
+            tmp.write_text(json.dumps(state, indent=1, sort_keys=True))
+            os.replace(tmp, path)  # atomic: readers and a killed writer never see half a file
+
+    @contextmanager
+    def _apply_lock(self, sweep: str) -> Iterator[bool]:
+        """Yield True while holding the sweep's apply lock, False if another apply holds it."""
         path = self.sweep_dir(sweep) / "lock"
         path.parent.mkdir(parents=True, exist_ok=True)
-        with path.open("a+") as f:
+        with path.open("a") as f:
             try:
-                fcntl.flock(f, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+                fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
                 yield False
                 return
-            try:
-                yield True
-            finally:
-                fcntl.flock(f, fcntl.LOCK_UN)
+            yield True  # closing the file releases it
+
+    def _ended(self, sweep: str, name: str) -> tuple[str, int | None]:
+        """How a trial whose process is gone ended: its exit-code file, or Interrupted without one."""
+        try:
+            code = int((self.log_dir(sweep, name) / EXIT_FILE).read_text())
+        except (OSError, ValueError):
+            return "Interrupted", None
+        return ("Succeeded" if code == 0 else "Failed"), code
+
+    def _current(self, sweep: str, name: str, rec: dict[str, Any]) -> str:
+        """A record's state as it is now, checked against the processes it names."""
+        state = rec["state"]
+        if state == "Queued" and not processes.alive(rec.get("owner")):
+            return "Interrupted"  # its apply is gone: nobody will start it
+        if state == "Running" and not processes.alive(rec.get("process")):
+            if processes.alive(rec.get("owner")):
+                return "Running"  # ended a moment ago; its apply records how
+            return self._ended(sweep, name)[0]
+        return state
 
     def observe(self, sweep: str) -> Observed:
+        """The sweep's trials; reads only (no lock, no write), so it never gets in an apply's way."""
         state = self._read(sweep)
-        with self._locked(sweep) as free:
-            objects = []
-            for name, rec in state["trials"].items():
-                trial_state = rec["state"]
-                if free and trial_state in ("Queued", "Running"):
-                    trial_state = "Interrupted"  # no apply holds the lock: nobody runs it
-                objects.append(
-                    LiveObject(
-                        kind="Trial",
-                        name=name,
-                        uid=rec["uid"],
-                        generation=1,
-                        labels={TRIAL: rec["id"]},
-                        annotations={TEMPLATE_HASH: rec["template_hash"], PARAMS: json.dumps(rec["params"])},
-                        spec={"args": rec["args"]},
-                        state=trial_state,
-                        params=rec["params"],
-                    )
+        objects = []
+        for name, rec in state["trials"].items():
+            trial_state = self._current(sweep, name, rec)
+            objects.append(
+                LiveObject(
+                    kind="Trial",
+                    name=name,
+                    uid=rec["uid"],
+                    generation=1,
+                    labels={TRIAL: rec["id"]},
+                    annotations={TEMPLATE_HASH: rec["template_hash"], PARAMS: json.dumps(rec["params"])},
+                    spec={"args": rec["args"]},
+                    state=trial_state,
+                    params=rec["params"],
                 )
-        return Observed(objects=tuple(objects), pruned=state.get("pruned", {}))
+            )
+        return Observed(objects=tuple(objects), pruned=state["pruned"])
 
     # -- apply ---------------------------------------------------------------------------
 
     def apply(self, plan: Plan, *, progress: Progress) -> ApplyResult:
-        with self._locked(plan.sweep) as held:
+        """Delete, then run the trials to create; a plan that only deletes runs beside a running apply."""
+        if not any(c.action in (Action.CREATE, Action.REPLACE) for c in plan.trials):
+            return self._delete(plan, progress, ApplyResult())
+        processes.trainer_root()  # no trainer, no change
+        with self._apply_lock(plan.sweep) as held:
             if not held:
                 raise SweepctlError(
                     f"another apply of sweep {plan.sweep} is running in {self.state_dir}",
-                    hint="wait for it to finish; running one trial twice would waste its work"
-                    + ("; or stop it (Ctrl-C), then prune: interrupted trials are pruned too" if plan.prune else ""),
+                    hint="wait for it to finish, or stop it (Ctrl-C); running one trial twice would waste its work"
+                    " (`sweepctl prune` works while it runs)",
                 )
-            return self._apply(plan, progress)
+            result = ApplyResult()
+            adopted = self._adopt(plan.sweep)
+            self._delete(plan, progress, result)
+            queue = self._queue(plan, skip=result.errors)
+            _Run(self, plan, progress, result, queue, adopted).run()
+            return result
 
-    def _apply(self, plan: Plan, progress: Progress) -> ApplyResult:
-        result = ApplyResult()
-        state = self._read(plan.sweep)
-        trials: dict[str, Any] = state["trials"]
-        pruned: dict[str, Any] = state.setdefault("pruned", {})
-        if plan.destroy:
-            pruned.clear()  # a destroyed sweep starts afresh
-        if plan.prune:
+    def _delete(self, plan: Plan, progress: Progress, result: ApplyResult) -> ApplyResult:
+        """Record pruned trials, drop the deleted and replaced trials' records, then stop their processes.
+
+        Records first: the apply that runs a trial learns from the missing
+        record that its trainer was stopped on purpose. Logs stay.
+        """
+        stopping = []
+        with self._state(plan.sweep) as state:
+            trials, pruned = state["trials"], state["pruned"]
+            if plan.destroy:
+                pruned.clear()  # a destroyed sweep starts afresh
             # Recorded before anything is deleted: a trial deleted but not recorded
             # would come back with the next apply.
             pruned.update({name: dict(rec) for name, rec in plan.prune.items()})
-            self._write(plan.sweep, state)
-        for change in plan.trials:
-            if change.action in (Action.DELETE, Action.REPLACE):
-                rec = trials.pop(change.name, None)
+            for change in plan.trials:
+                if change.action not in (Action.DELETE, Action.REPLACE):
+                    continue
+                rec = trials.get(change.name)
+                if rec is not None and change.uid not in (None, rec["uid"]):
+                    result.errors[change.name] = "it was recreated since the plan was made; not deleted"
+                    continue
                 if rec is not None:
-                    _stop_orphan(rec, self.log_dir(plan.sweep, change.name))
-                    if change.name not in plan.prune:  # a pruned trial's logs stay, as on a cluster's volume
-                        _remove_tree(self.log_dir(plan.sweep, change.name))
-                if change.action is Action.DELETE:
-                    result.destroyed += 1
-                    progress.done(change, None)
-        queue = [c for c in plan.trials if c.action in (Action.CREATE, Action.REPLACE)]
-        for change in queue:
-            assert change.manifest is not None
-            old = trials.get(change.name)
-            if old is not None:  # interrupted: stop what may still run, start clean
-                _stop_orphan(old, self.log_dir(plan.sweep, change.name))
-            _remove_tree(self.log_dir(plan.sweep, change.name))
-            if change.state == PRUNED:
-                pruned.pop(change.name, None)  # revived
-            meta = change.manifest["metadata"]
-            trials[change.name] = {
-                "id": change.trial_id,
-                "uid": f"{change.trial_id}-{time.time_ns()}",
-                "params": dict(change.params),
-                "args": list(change.manifest["spec"]["args"]),
-                "template_hash": meta["annotations"][TEMPLATE_HASH],
-                "state": "Queued",
-            }
-        self._write(plan.sweep, state)
-        if queue:
-            self._run(plan, queue, state, progress, result)
+                    del trials[change.name]
+                    stopping.append(rec.get("process"))
+        processes.stop(p for p in stopping if p)
+        for change in plan.trials:
+            if change.action is Action.DELETE and change.name not in result.errors:
+                result.destroyed += 1
+                progress.done(change, None)
         return result
 
-    def _run(self, plan: Plan, queue: list[Change], state: dict[str, Any], progress: Progress,
-             result: ApplyResult) -> None:
-        """Run the queue, `parallelism` at a time, reporting live rows; Ctrl-C stops cleanly."""
-        lock = threading.Lock()
-        running: dict[str, tuple[subprocess.Popen[bytes], float, Change]] = {}
-        losses: dict[str, float | None] = {}
-        pending = list(queue)
-        finished = 0
-        trials = state["trials"]
+    def _adopt(self, sweep: str) -> dict[str, dict[str, Any]]:
+        """Take over what a killed apply left: its live trainers are this apply's now; the rest is settled."""
+        me = processes.identity(os.getpid())
+        adopted = {}
+        with self._state(sweep) as state:
+            for name, rec in state["trials"].items():
+                if rec["state"] not in _ACTIVE or processes.alive(rec.get("owner")):
+                    continue
+                if rec["state"] == "Running" and processes.alive(rec.get("process")):
+                    rec["owner"] = me
+                    adopted[name] = rec
+                    continue
+                rec["state"], code = self._ended(sweep, name) if rec["state"] == "Running" else ("Interrupted", None)
+                if code is not None:
+                    rec["exit_code"] = code
+                rec.pop("owner", None)
+                rec.pop("process", None)
+        return adopted
 
-        def start(change: Change) -> None:
-            logs = self.log_dir(plan.sweep, change.name)
-            logs.mkdir(parents=True, exist_ok=True)
-            argv = [*TRAINER, *trials[change.name]["args"], "--log-dir", str(logs)]
-            out = (logs / "stdout.log").open("wb")
-            proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
-            rec = trials[change.name]
-            rec.update(state="Running", pid=proc.pid, started=time.time(), argv=argv)
-            running[change.name] = (proc, time.monotonic(), change)
-            losses[change.name] = None
-            threading.Thread(target=_pump, args=(proc, out, losses, change.name, lock), daemon=True).start()
+    def _queue(self, plan: Plan, *, skip: Collection[str]) -> list[tuple[Change, str]]:
+        """Record the trials to run as Queued, each with a fresh uid, their earlier logs set aside."""
+        me = processes.identity(os.getpid())
+        queue = []
+        with self._state(plan.sweep) as state:
+            trials, pruned = state["trials"], state["pruned"]
+            changes = [c for c in plan.trials if c.action in (Action.CREATE, Action.REPLACE) and c.name not in skip]
+            # A trainer started by an apply that was killed before it recorded the
+            # trainer: only a resumed trial can have one. Stop it: never run two.
+            unknown = processes.supervisors() if any(c.name in trials for c in changes) else {}
+            for change in changes:
+                assert change.manifest is not None
+                old = trials.get(change.name)
+                if old is not None and processes.alive(old.get("process")):
+                    continue  # adopted: it runs already
+                logs = self.log_dir(plan.sweep, change.name)
+                processes.stop(unknown.get(str((logs / EXIT_FILE).absolute()), []))
+                _set_aside(logs)
+                if change.state == PRUNED:
+                    pruned.pop(change.name, None)  # revived
+                uid = f"{change.trial_id}-{time.time_ns()}"
+                trials[change.name] = {
+                    "id": change.trial_id,
+                    "uid": uid,
+                    "params": dict(change.params),
+                    "args": list(change.manifest["spec"]["args"]),
+                    "template_hash": change.manifest["metadata"]["annotations"][TEMPLATE_HASH],
+                    "state": "Queued",
+                    "owner": me,
+                }
+                queue.append((change, uid))
+        return queue
 
+
+def _set_aside(logs: Path) -> None:
+    """Move an earlier attempt's logs into logs/attempt-<n>/, so that a new attempt starts in an empty folder."""
+    if not logs.is_dir():
+        return
+    entries = [p for p in logs.iterdir() if not (p.is_dir() and _ATTEMPT.fullmatch(p.name))]
+    if not entries:
+        return
+    numbers = [int(m.group(1)) for p in logs.iterdir() if (m := _ATTEMPT.fullmatch(p.name))]
+    attempt = logs / f"attempt-{max(numbers, default=0) + 1}"
+    attempt.mkdir()
+    for entry in entries:
+        entry.rename(attempt / entry.name)
+
+
+@dataclass
+class _Trainer:
+    """A trainer this apply watches: one it started (popen), or one it adopted (popen is None)."""
+
+    name: str
+    uid: str
+    params: dict[str, Any]
+    process: dict[str, Any]
+    popen: subprocess.Popen[bytes] | None
+    change: Change | None  # None when adopted: not part of this plan
+    started: float
+    offset: int = 0
+    loss: float | None = None
+
+
+class _Run:
+    """One apply's run loop: start queued trials `parallelism` at a time, watch them, record how they end."""
+
+    def __init__(self, backend: LocalBackend, plan: Plan, progress: Progress, result: ApplyResult,
+                 queue: list[tuple[Change, str]], adopted: dict[str, dict[str, Any]]) -> None:
+        self.backend, self.sweep, self.progress, self.result = backend, plan.sweep, progress, result
+        self.pending = queue
+        self.finished = 0
+        now = time.monotonic()
+        self.running = {
+            name: _Trainer(name=name, uid=rec["uid"], params=rec["params"], process=rec["process"], popen=None,
+                           change=None, started=now - max(0.0, time.time() - rec.get("started", time.time())))
+            for name, rec in adopted.items()
+        }
+
+    def run(self) -> None:
         try:
-            while pending or running:
-                while pending and len(running) < self.parallelism:
-                    start(pending.pop(0))
-                    self._write(plan.sweep, state)
-                for name, (proc, _, change) in list(running.items()):
-                    code = proc.poll()
-                    if code is None:
+            while self.pending or self.running:
+                while self.pending and len(self.running) < self.backend.parallelism:
+                    self._start(*self.pending.pop(0))
+                for trainer in list(self.running.values()):
+                    if trainer.popen.poll() is None if trainer.popen else processes.alive(trainer.process):
                         continue
-                    del running[name]
-                    finished += 1
-                    rec = trials[name]
-                    rec.update(state="Succeeded" if code == 0 else "Failed", exit_code=code, finished=time.time())
-                    rec.pop("pid", None)
-                    self._write(plan.sweep, state)
-                    error = None if code == 0 else (
-                        f"trainer exited with {code}; see {self.log_dir(plan.sweep, name) / 'stdout.log'}"
-                    )
-                    if error:
-                        result.errors[name] = error
-                    elif change.action is Action.REPLACE:
-                        result.changed += 1
-                    else:
-                        result.added += 1
-                    progress.done(change, error)
-                with lock:
-                    rows = [
-                        RunningTrial(name=n, params=c.params, loss=losses.get(n), seconds=time.monotonic() - t0)
-                        for n, (_, t0, c) in running.items()
-                    ]
-                progress.running(rows, finished=finished, queued=len(pending))
+                    del self.running[trainer.name]
+                    self._finish(trainer)
+                for trainer in self.running.values():
+                    _read_loss(self.backend.log_dir(self.sweep, trainer.name) / "stdout.log", trainer)
+                rows = [RunningTrial(name=t.name, params=t.params, loss=t.loss, seconds=time.monotonic() - t.started)
+                        for t in self.running.values()]
+                self.progress.running(rows, finished=self.finished, queued=len(self.pending))
                 time.sleep(0.2)
         except BaseException:
-            # Ctrl-C reaches the trainers too (same process group); give them a moment.
-            for proc, _, _ in running.values():
-                if proc.poll() is None:
-                    proc.send_signal(signal.SIGINT)
-            deadline = time.monotonic() + 5
-            for name, (proc, _, _) in running.items():
-                try:
-                    proc.wait(timeout=max(0.1, deadline - time.monotonic()))
-                except subprocess.TimeoutExpired:
-                    proc.kill()
-                trials[name].update(state="Interrupted")
-                trials[name].pop("pid", None)
-            self._write(plan.sweep, state)
+            self._interrupt()
             raise
 
+    def _start(self, change: Change, uid: str) -> None:
+        """Start a queued trial, unless it was deleted meanwhile; recorded in the same state.lock section."""
+        logs = self.backend.log_dir(self.sweep, change.name)
+        # Ctrl-C waits until the trainer is recorded: a trainer nobody knows of could run twice.
+        blocked = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+        try:
+            with self.backend._state(self.sweep) as state:
+                rec = state["trials"].get(change.name)
+                if rec is None or rec["uid"] != uid:
+                    self._removed(change, state)
+                    return
+                logs.mkdir(parents=True, exist_ok=True)
+                args = [*rec["args"], "--log-dir", str(logs)]
+                popen = processes.start_trainer(args, logs=logs, exit_file=(logs / EXIT_FILE).absolute())
+                process = processes.identity(popen.pid)
+                rec.update(state="Running", process=process, started=time.time())
+                self.running[change.name] = _Trainer(name=change.name, uid=uid, params=dict(change.params),
+                                                     process=process, popen=popen, change=change,
+                                                     started=time.monotonic())
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
 
-def _pump(proc: subprocess.Popen[bytes], out: Any, losses: dict[str, float | None], name: str,
-          lock: threading.Lock) -> None:
-    """Copy a trainer's output to its stdout.log, keeping its latest `loss=` value."""
-    assert proc.stdout is not None
-    with out:
-        for line in proc.stdout:
-            out.write(line)
-            out.flush()
-            match = _LOSS.search(line.decode(errors="replace"))
-            if match:
-                with lock:
-                    losses[name] = float(match.group(1))
+    def _finish(self, trainer: _Trainer) -> None:
+        """Record how a trainer ended, or count its trial as removed when its record is gone."""
+        name = trainer.name
+        self.finished += 1
+        with self.backend._state(self.sweep) as state:
+            rec = state["trials"].get(name)
+            if rec is None or rec["uid"] != trainer.uid:
+                if trainer.change is not None:
+                    self._removed(trainer.change, state)
+                return
+            final, code = self.backend._ended(self.sweep, name)
+            if final == "Interrupted" and trainer.popen is not None:  # the supervisor itself was killed
+                final, code = "Failed", trainer.popen.returncode
+            rec.update(state=final, exit_code=code, finished=time.time())
+            rec.pop("process", None)
+            rec.pop("owner", None)
+        change = trainer.change
+        if change is None:
+            return  # adopted: not this plan's change
+        error = None if final == "Succeeded" else (
+            f"trainer exited with {code}; see {self.backend.log_dir(self.sweep, name) / 'stdout.log'}")
+        if error:
+            self.result.errors[name] = error
+        elif change.action is Action.REPLACE:
+            self.result.changed += 1
+        else:
+            self.result.added += 1
+        self.progress.done(change, error)
+
+    def _removed(self, change: Change, state: dict[str, Any]) -> None:
+        """A trial of this plan that another command (prune, destroy) deleted while it ran: not an error."""
+        self.result.removed[change.name] = "pruned" if change.name in state["pruned"] else "deleted"
+        self.progress.done(change, None)
+
+    def _interrupt(self) -> None:
+        """Ctrl-C (or any error): stop every trainer this apply watches, and record them Interrupted."""
+        trainers = list(self.running.values())
+        processes.stop((t.process for t in trainers), grace=5)
+        for t in trainers:
+            if t.popen is not None:
+                t.popen.wait()
+        with self.backend._state(self.sweep) as state:
+            for t in trainers:
+                rec = state["trials"].get(t.name)
+                if rec is not None and rec["uid"] == t.uid:
+                    rec["state"] = "Interrupted"
+                    rec.pop("process", None)
+                    rec.pop("owner", None)
 
 
-def _stop_orphan(rec: dict[str, Any], logs: Path) -> None:
-    """A trainer left running by a killed apply: stop it before its trial runs again."""
-    pid = rec.get("pid")
-    if not pid:
-        return
+def _read_loss(path: Path, trainer: _Trainer) -> None:
+    """Keep the latest `loss=` value of a trainer's output, reading only what it wrote since."""
     try:
-        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace")
+        with path.open("rb") as f:
+            f.seek(trainer.offset)
+            chunk = f.read()
     except OSError:
         return
-    if str(logs) in cmdline:
-        os.kill(pid, signal.SIGTERM)
-        for _ in range(50):
-            if not Path(f"/proc/{pid}").exists():
-                break
-            time.sleep(0.1)
-
-
-def _remove_tree(path: Path) -> None:
-    import shutil
-
-    shutil.rmtree(path, ignore_errors=True)
+    end = chunk.rfind(b"\n") + 1
+    trainer.offset += end
+    for match in _LOSS.finditer(chunk[:end]):
+        trainer.loss = float(match.group(1))

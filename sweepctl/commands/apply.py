@@ -58,8 +58,8 @@ def run(view: View, *, target: Path | None, access: Access, auto_approve: bool, 
 
 def execute(view: View, plan: Plan, backend: Backend) -> int:
     """Apply a plan with live progress; non-zero when any change failed."""
+    remember_sweep(plan)  # first: `status` and `prune` without a spec, in another terminal, act on this sweep
     with view.applying(plan) as progress:
         result = backend.apply(plan, progress=progress)
-    remember_sweep(plan)
     view.applied(plan, result)
     return 1 if result.errors else 0

@@ -22,9 +22,10 @@ from sweepctl.core.trials import Trial
 __all__ = ["RESUMABLE", "PRUNED", "Action", "LiveObject", "Observed", "Change", "Plan", "compute_plan", "fingerprint", "drift", "needs_spec"]
 
 
-# Local trials that were queued or running when an apply was interrupted: the
-# next apply runs them (again), as it would create a missing TFJob.
-RESUMABLE = frozenset({"Queued", "Interrupted"})
+# Local trials that were queued or running when their apply was interrupted: the
+# next apply runs them (again), as it would create a missing TFJob. A trial still
+# queued by a running apply is not: that apply will start it.
+RESUMABLE = frozenset({"Interrupted"})
 # The state of a trial that `sweepctl prune` removed: plans never re-add it
 # until `apply --revive` brings it back.
 PRUNED = "pruned"

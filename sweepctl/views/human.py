@@ -32,7 +32,8 @@ _STYLE = {
     Action.UPDATE: "yellow",
     Action.NOOP: "dim",
 }
-_STATE_STYLE = {"Succeeded": "green", "Failed": "red", "Running": "cyan", "Pending": "yellow", "Interrupted": "yellow",
+_STATE_STYLE = {"Succeeded": "green", "Failed": "red", "Running": "cyan", "Pending": "yellow", "Queued": "yellow",
+                "Interrupted": "yellow",
                 PRUNED: "dim"}
 STAR = "★"  # marks the current best K in `status` and the kept trials in `prune`
 
@@ -175,6 +176,10 @@ class HumanView:
                            "Fix the errors above, then run `sweepctl plan` and apply again; what was done stays done.")
         else:
             self.out.print(f"\n[bold green]Apply complete![/] {counts}")
+        if result.removed:
+            why = Counter(result.removed.values())
+            self.out.print(" and ".join(f"{n} {'trial' if n == 1 else 'trials'} {verb}" for verb, n in sorted(why.items()))
+                           + " by another command while this apply ran (stopped, not failed).")
         if plan.backend == "local" and not plan.destroy:
             spec = escape(os.path.relpath(plan.spec_path)) if plan.spec_path else "SPEC"
             self.out.print(f"Look at the results: [bold]sweepctl tensorboard {spec}[/] "

@@ -100,6 +100,7 @@ class JsonView:
                 "changed": result.changed,
                 "destroyed": result.destroyed,
                 "errors": result.errors,
+                "removed": result.removed,
             }
         )
 

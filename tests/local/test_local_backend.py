@@ -11,18 +11,12 @@ import time
 from pathlib import Path
 
 import pytest
-
-TINY = ["--size", "8", "--epochs", "3", "--batch-size", "16"]
-
-
-def spec_text(values: str, *, name: str = "tiny", parallelism: int = 2, slow: bool = False) -> str:
-    args = ["--size", "24", "--epochs", "400", "--batch-size", "8"] if slow else TINY
-    return (f"name: {name}\nbackend: local\nargs: {json.dumps(args)}\nlocal: {{parallelism: {parallelism}}}\n"
-            f"hyperParamValues:\n{values}")
+from local_helpers import cli, logs_of, spec_text, start, state, wait_for
 
 
-def state(tmp_path: Path, sweep: str = "tiny") -> dict:
-    return json.loads((tmp_path / ".sweepctl" / "sweeps" / sweep / "state.json").read_text())
+def events(logs: Path) -> dict[str, float]:
+    """A log folder's own event files (not an earlier attempt's), with their modification times."""
+    return {f.name: f.stat().st_mtime for f in logs.glob("events.out.tfevents.*")}
 
 
 def test_local_sweep_end_to_end(sweepctl, tmp_path: Path) -> None:
@@ -50,6 +44,26 @@ def test_local_sweep_end_to_end(sweepctl, tmp_path: Path) -> None:
     res = sweepctl("apply", spec, "--auto-approve")
     assert "0 added, 0 changed, 1 destroyed" in res.stdout
     assert len(state(tmp_path)["trials"]) == 1
+    gone = next(n for n in trials if "lr0p1-" in n)
+    first = events(logs_of(tmp_path, gone))
+    assert first, "a trial whose value left the spec keeps its logs"
+
+    # The value comes back: it trains again, beside its earlier attempt's logs, not over them.
+    spec.write_text(spec_text("  learningRate: [0.01, 0.1]\n  hiddenLayers: [2]\n"))
+    res = sweepctl("apply", spec, "--auto-approve")
+    assert "1 added, 0 changed, 0 destroyed" in res.stdout, res.output
+    assert events(logs_of(tmp_path, gone) / "attempt-1") == first
+    assert events(logs_of(tmp_path, gone)).keys().isdisjoint(first)
+    rows = json.loads(sweepctl("status", spec, "-o", "json").stdout)
+    metrics = json.loads((logs_of(tmp_path, gone) / "metrics.json").read_text())
+    assert {r["name"]: r["step"] for r in rows}[gone] == metrics["steps"]  # one attempt's series, not two
+
+    kept = {n: events(logs_of(tmp_path, n)) for n in trials}
+    res = sweepctl("destroy", spec, "--auto-approve")
+    assert res.exit_code == 0 and "2 destroyed" in res.stdout, res.output
+    assert state(tmp_path)["trials"] == {}
+    assert {n: events(logs_of(tmp_path, n)) for n in trials} == kept, "destroy keeps the logs"
+    assert events(logs_of(tmp_path, gone) / "attempt-1") == first
 
 
 def test_a_failing_trial_is_reported_and_rerun_only_with_replace(sweepctl, tmp_path: Path) -> None:
@@ -69,46 +83,112 @@ def test_a_failing_trial_is_reported_and_rerun_only_with_replace(sweepctl, tmp_p
     assert res.exit_code == 2 and "Plan: 0 to add, 1 to change, 0 to destroy." in res.stdout
 
 
-def _wait_for(predicate, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError("timed out")
-        time.sleep(0.2)
-
-
-def test_interrupted_apply_resumes_only_what_is_missing(tmp_path: Path) -> None:
+def test_interrupted_apply_resumes_only_what_is_missing(tmp_path: Path, census) -> None:
     spec = tmp_path / "s.yaml"
-    spec.write_text(spec_text("  learningRate: [0.01, 0.1]\n  hiddenLayers: [2]\n", parallelism=1, slow=True))
-    sweepctl = [sys.executable, "-m", "sweepctl"]
-    env = {**os.environ, "COLUMNS": "200"}
-    first = subprocess.Popen([*sweepctl, "apply", str(spec), "--auto-approve"], cwd=tmp_path, env=env,
-                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    state_file = tmp_path / ".sweepctl" / "sweeps" / "tiny" / "state.json"
-    _wait_for(lambda: state_file.exists() and "Running" in state_file.read_text())
+    # One at a time: a quick trial, then one long enough to be interrupted.
+    spec.write_text(spec_text("  epochs: [3, 800]\n", parallelism=1, args=["--size", "24", "--batch-size", "8"]))
+    written = spec.read_bytes()
+    first = start(tmp_path, "apply", spec, "--auto-approve")
+    wait_for(lambda: "Running" in {t["state"] for t in state(tmp_path)["trials"].values()})
 
-    # A second apply of the same sweep must not run anything meanwhile.
-    second = subprocess.run([*sweepctl, "apply", str(spec), "--auto-approve"], cwd=tmp_path, env=env,
-                            capture_output=True, text=True)
+    # Meanwhile a second apply has nothing to do, and one with more to run is refused.
+    second = cli(tmp_path, "apply", spec, "--auto-approve")
+    assert second.returncode == 0 and "No changes." in second.stdout, second.stderr
+    (tmp_path / "more.yaml").write_text(spec.read_text().replace("800]", "800, 5]"))
+    second = cli(tmp_path, "apply", "more.yaml", "--auto-approve")
     assert second.returncode == 1
     assert "another apply of sweep tiny is running" in second.stderr
+    assert len(state(tmp_path)["trials"]) == 2
 
+    # Ctrl-C once the quick trial is done and the long one trains.
+    wait_for(lambda: sorted(t["state"] for t in state(tmp_path)["trials"].values()) == ["Running", "Succeeded"])
+    long = next(n for n, t in state(tmp_path)["trials"].items() if t["state"] == "Running")
+    wait_for(lambda: b"epoch=0 " in (logs_of(tmp_path, long) / "stdout.log").read_bytes())
     first.send_signal(signal.SIGINT)
     first.communicate(timeout=60)
     assert first.returncode == 130
-    records = json.loads(state_file.read_text())["trials"]
-    assert sorted(t["state"] for t in records.values()) == ["Interrupted", "Queued"]
+    records = state(tmp_path)["trials"]
+    done = next(n for n, t in records.items() if t["state"] == "Succeeded")
+    cut = next(n for n, t in records.items() if t["state"] == "Interrupted")
+    assert cut == long
+    finished_logs = events(logs_of(tmp_path, done))
+    cut_output = (logs_of(tmp_path, cut) / "stdout.log").read_bytes()
 
-    plan = subprocess.run([*sweepctl, "plan", str(spec)], cwd=tmp_path, env=env, capture_output=True, text=True)
-    assert "(Interrupted)" in plan.stdout and "Plan: 2 to add" in plan.stdout
+    plan = cli(tmp_path, "plan", spec)
+    assert "(Interrupted)" in plan.stdout and "(Succeeded)" in plan.stdout and "Plan: 1 to add" in plan.stdout
 
-    # Make the rest quick, then resume: both run, nothing twice.
-    spec.write_text(spec_text("  learningRate: [0.01, 0.1]\n  hiddenLayers: [2]\n", parallelism=1))
-    done = subprocess.run([*sweepctl, "apply", str(spec), "--auto-approve"], cwd=tmp_path, env=env,
-                          capture_output=True, text=True)
-    assert done.returncode == 0, done.stderr
-    assert "2 added" in done.stdout
-    assert {t["state"] for t in json.loads(state_file.read_text())["trials"].values()} == {"Succeeded"}
+    # Resume with the very same spec: only the interrupted trial runs again.
+    assert spec.read_bytes() == written
+    resumed = cli(tmp_path, "apply", spec, "--auto-approve")
+    assert resumed.returncode == 0, resumed.stderr
+    assert "1 added, 0 changed, 0 destroyed" in resumed.stdout
+    records = state(tmp_path)["trials"]
+    assert {t["state"] for t in records.values()} == {"Succeeded"}
+    assert events(logs_of(tmp_path, done)) == finished_logs, "the finished trial is not run again"
+    assert len(census.launches(done)) == 1 and len(census.launches(cut)) == 2
+    assert census.most_per_trial() == 1
+    # The interrupted attempt's logs are kept beside the new ones.
+    assert (logs_of(tmp_path, cut) / "attempt-1" / "stdout.log").read_bytes() == cut_output
+    assert events(logs_of(tmp_path, cut))
+
+
+def test_an_apply_killed_with_sigkill_leaves_trainers_that_the_next_apply_adopts(tmp_path: Path, census) -> None:
+    spec = tmp_path / "s.yaml"
+    # One at a time: the long trial first, then a quick one.
+    spec.write_text(spec_text("  epochs: [1500, 3]\n", parallelism=1, args=["--size", "24", "--batch-size", "8"]))
+    apply = start(tmp_path, "apply", spec, "--auto-approve")
+    wait_for(lambda: any(t["state"] == "Running" for t in state(tmp_path)["trials"].values()))
+    long = next(n for n, t in state(tmp_path)["trials"].items() if t["params"]["epochs"] == 1500)
+    quick = next(n for n in state(tmp_path)["trials"] if n != long)
+    wait_for(lambda: b"epoch=0 " in (logs_of(tmp_path, long) / "stdout.log").read_bytes())
+    apply.send_signal(signal.SIGKILL)
+    apply.communicate(timeout=30)
+
+    time.sleep(1)  # a trainer that outlives its apply keeps training, and status says so
+    assert len(census.sample()) == 1
+    rows = {r["name"]: r["state"] for r in json.loads(cli(tmp_path, "status", spec, "-o", "json").stdout)}
+    assert rows == {long: "Running", quick: "Interrupted"}
+
+    assert len(census.sample()) == 1, "the trainer still runs when the next apply starts"
+    again = cli(tmp_path, "apply", spec, "--auto-approve")
+    assert again.returncode == 0, again.stderr
+    assert "Plan: 1 to add" in again.stdout and "1 added, 0 changed, 0 destroyed" in again.stdout
+    records = state(tmp_path)["trials"]
+    assert {n: t["state"] for n, t in records.items()} == {long: "Succeeded", quick: "Succeeded"}
+    # Adopted, never run twice: one launch, one run's output; and parallelism 1 held throughout.
+    assert len(census.launches(long)) == 1 and len(census.launches(quick)) == 1
+    assert census.most_at_once() == 1
+    assert records[quick]["started"] >= records[long]["finished"], "it waited for the adopted trainer"
+    assert (logs_of(tmp_path, long) / "stdout.log").read_text().count("epoch=0 ") == 1
+    assert not list(logs_of(tmp_path, long).glob("attempt-*"))
+
+
+def test_parallelism_limits_how_many_trainers_run_at_once(sweepctl, tmp_path: Path, census) -> None:
+    spec = tmp_path / "s.yaml"
+    spec.write_text(spec_text("  learningRate: [0.001, 0.01, 0.1]\n", parallelism=2))
+    res = sweepctl("apply", spec, "--auto-approve")
+    assert res.exit_code == 0, res.output
+    assert census.most_at_once() == 2
+    assert all(len(census.launches(n)) == 1 for n in state(tmp_path)["trials"])
+
+
+@pytest.mark.parametrize("impostor", ["model.py", "model/__main__.py"])
+def test_a_model_in_the_working_directory_never_stands_in_for_the_trainer(
+        sweepctl, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, impostor: str) -> None:
+    marker = tmp_path / "impostor-ran"
+    (tmp_path / impostor).parent.mkdir(exist_ok=True)
+    (tmp_path / impostor).write_text(f"import sys\nopen({str(marker)!r}, 'w').close()\nsys.exit(3)\n")
+    if impostor.startswith("model/"):
+        (tmp_path / "model" / "__init__.py").write_text("")
+    # Even with the working directory on PYTHONPATH, as "." or by its name.
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(filter(None, [os.environ.get("PYTHONPATH"), ".", str(tmp_path)])))
+    spec = tmp_path / "s.yaml"
+    spec.write_text(spec_text("  learningRate: [0.1]\n"))
+    res = sweepctl("apply", spec, "--auto-approve")
+    assert res.exit_code == 0, res.output
+    assert not marker.exists()
+    (name,) = state(tmp_path)["trials"]
+    assert json.loads((logs_of(tmp_path, name) / "metrics.json").read_text())["epochs"] == 3
 
 
 def test_tensorboard_serves_every_trial(sweepctl, tmp_path: Path) -> None:
@@ -123,7 +203,7 @@ def test_tensorboard_serves_every_trial(sweepctl, tmp_path: Path) -> None:
         line = proc.stdout.readline()
         assert "TensorBoard for sweep tiny: http://127.0.0.1:" in line, proc.stderr.read() if proc.poll() else line
         url = line.split(": ", 1)[1].split()[0]
-        _wait_for(lambda: len(json.loads(urllib.request.urlopen(url + "data/runs").read())) == 2)
+        wait_for(lambda: len(json.loads(urllib.request.urlopen(url + "data/runs").read())) == 2)
         runs = json.loads(urllib.request.urlopen(url + "data/runs").read())
         assert sorted(runs) == sorted(state(tmp_path)["trials"])
     finally:

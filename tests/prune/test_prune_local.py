@@ -56,6 +56,8 @@ def test_prune_keeps_exactly_the_best_and_plans_never_bring_them_back(sweepctl, 
     assert sorted(state["trials"]) == sorted(n for n, r in before.items() if r["rank"] in (1, 2))
     assert list(state["pruned"]) == worst
     assert state["pruned"][worst[0]]["metric"] == pytest.approx(before[worst[0]]["metric"])
+    logs = sweep_here.parent / ".sweepctl" / "sweeps" / SWEEP / "logs" / worst[0]
+    assert list(logs.glob("events.out.tfevents.*")) and (logs / "metrics.json").is_file(), "pruned logs are kept"
 
     rows = {r["name"]: r for r in status_json(sweepctl, sweep_here)}
     assert rows[worst[0]]["state"] == "pruned"
@@ -141,3 +143,46 @@ def test_report_draws_one_tile_per_trial(sweepctl, sweep_here: Path, tmp_path: P
     assert [t["top"] for t in report["tiles"]] == [True, True, True]
     with Image.open(tmp_path / "sheet.png") as png:
         assert png.format == "PNG" and png.width > 400 and png.height > 400
+
+
+_NO_LOCK_PROBE = """
+import json, os, signal, sys, threading
+from pathlib import Path
+
+sweeps = str(Path(".sweepctl/sweeps").resolve())
+seen = []
+
+def _under(path):
+    return isinstance(path, (str, bytes, os.PathLike)) and os.path.abspath(os.fsdecode(path)).startswith(sweeps)
+
+def hook(event, args):
+    if event in ("fcntl.flock", "fcntl.lockf"):
+        seen.append(event)
+    elif event == "open" and _under(args[0]):
+        mode, flags = args[1], args[2]
+        if (any(c in mode for c in "wax+") if isinstance(mode, str)
+                else flags & (os.O_WRONLY | os.O_RDWR | os.O_CREAT)):
+            seen.append(f"open {args[0]} {mode or flags}")
+    elif event in ("os.mkdir", "os.rename", "os.remove", "shutil.rmtree") and _under(args[0]):
+        seen.append(f"{event} {args[0]}")
+
+sys.addaudithook(hook)
+from sweepctl.cli import app
+if "--watch" in sys.argv:  # a few redraws, then Ctrl-C
+    threading.Timer(6, os.kill, (os.getpid(), signal.SIGINT)).start()
+try:
+    app(sys.argv[1:])
+except SystemExit:
+    pass
+print(json.dumps(seen), file=sys.stderr)
+"""
+
+
+@pytest.mark.parametrize("command", [["status", "s.yaml"], ["status", "s.yaml", "--watch", "--interval", "0.5"],
+                                     ["report", "s.yaml", "-o", "sheet.png"], ["plan", "s.yaml"]])
+def test_reading_commands_take_no_lock_and_write_nothing_in_the_sweep(sweep_here: Path, command: list[str]) -> None:
+    """A running apply must never find its sweep locked, or its state changed, by someone who only looks."""
+    proc = subprocess.run([sys.executable, "-c", _NO_LOCK_PROBE, *command], capture_output=True, text=True, check=False,
+                          cwd=sweep_here.parent)
+    assert proc.stdout, proc.stderr  # the command did its job
+    assert json.loads(proc.stderr.strip().splitlines()[-1]) == []

@@ -1,0 +1,113 @@
+"""Helpers for the local backend's tests: tiny specs, state, other processes, and a census of running trainers."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Self
+
+TINY = ["--size", "8", "--epochs", "3", "--batch-size", "16"]
+# Long enough to be caught running (and pruned, or killed), short enough to finish in a test.
+SLOW = ["--size", "24", "--epochs", "1500", "--batch-size", "8"]
+SWEEPCTL = [sys.executable, "-m", "sweepctl"]
+
+
+def spec_text(values: str, *, name: str = "tiny", parallelism: int = 2, args: list[str] = TINY) -> str:
+    return (f"name: {name}\nbackend: local\nargs: {json.dumps(args)}\nlocal: {{parallelism: {parallelism}}}\n"
+            f"hyperParamValues:\n{values}")
+
+
+def state(cwd: Path, sweep: str = "tiny") -> dict:
+    """The sweep's state.json; empty before the first apply wrote it."""
+    path = cwd / ".sweepctl" / "sweeps" / sweep / "state.json"
+    return json.loads(path.read_text()) if path.exists() else {"trials": {}, "pruned": {}}
+
+
+def logs_of(cwd: Path, trial: str, sweep: str = "tiny") -> Path:
+    return cwd / ".sweepctl" / "sweeps" / sweep / "logs" / trial
+
+
+def wait_for(predicate, timeout: float = 180) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError("timed out")
+        time.sleep(0.2)
+
+
+def cli(cwd: Path, *args: str, **kwargs) -> subprocess.CompletedProcess[str]:
+    """sweepctl in a process of its own, as in a second terminal."""
+    return subprocess.run([*SWEEPCTL, *map(str, args)], cwd=cwd, env={**os.environ, "COLUMNS": "200"},
+                          capture_output=True, text=True, check=False, **kwargs)
+
+
+def start(cwd: Path, *args: str) -> subprocess.Popen[str]:
+    return subprocess.Popen([*SWEEPCTL, *map(str, args)], cwd=cwd, env={**os.environ, "COLUMNS": "200"},
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+class Census:
+    """What trainers run for this test, sampled from /proc every 50 ms.
+
+    A trainer is counted once per launch: a process passed `--log-dir` under
+    the test's folder whose parent was not passed the same one (a launcher
+    and the trainer it starts are one launch).
+    """
+
+    def __init__(self, root: Path) -> None:
+        self.root = str(root.resolve())
+        self.samples: list[dict[str, list[int]]] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _log_dir(self, pid: str) -> str | None:
+        try:
+            argv = Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace").split("\0")
+            cwd = os.readlink(f"/proc/{pid}/cwd")
+        except OSError:
+            return None
+        flags = [i for i, arg in enumerate(argv[:-1]) if arg == "--log-dir"]
+        if not flags:
+            return None
+        path = os.path.normpath(os.path.join(cwd, argv[flags[-1] + 1]))  # the last one wins, as in argparse
+        return path if path.startswith(self.root + os.sep) else None
+
+    def sample(self) -> dict[str, list[int]]:
+        dirs = {pid: d for pid in os.listdir("/proc") if pid.isdigit() and (d := self._log_dir(pid))}
+        launches: dict[str, list[int]] = {}
+        for pid, log_dir in dirs.items():
+            try:
+                ppid = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1]
+            except OSError:
+                continue
+            if dirs.get(ppid) != log_dir:
+                launches.setdefault(log_dir, []).append(int(pid))
+        return launches
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self.samples.append(self.sample())
+            time.sleep(0.05)
+
+    def __enter__(self) -> Self:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def most_at_once(self) -> int:
+        return max((len(s) for s in self.samples), default=0)
+
+    def most_per_trial(self) -> int:
+        return max((len(pids) for s in self.samples for pids in s.values()), default=0)
+
+    def launches(self, trial: str) -> set[int]:
+        """The pids of every launch seen for the trial (a trial run twice shows two)."""
+        return {pid for s in self.samples for d, pids in s.items() if os.path.basename(d) == trial for pid in pids}
