@@ -412,6 +412,39 @@ def self_signed(directory: Path, cn: str) -> None:
                     "-days", "30", "-subj", f"/CN={cn}"], check=True, capture_output=True)
 
 
+def jobset_config(run_dir: Path, webhook: int, metrics: int, health: int) -> Path:
+    """JobSet out of the cluster: its own certificates off, no leader election."""
+    certs = run_dir / "jobset-certs"
+    self_signed(certs, "jobset-webhook")
+    config = {
+        "apiVersion": "config.jobset.x-k8s.io/v1alpha1", "kind": "Configuration",
+        "leaderElection": {"leaderElect": False}, "internalCertManagement": {"enable": False},
+        "webhook": {"port": webhook, "host": "127.0.0.1", "certDir": str(certs)},
+        "metrics": {"bindAddress": f"127.0.0.1:{metrics}"},
+        "health": {"healthProbeBindAddress": f"127.0.0.1:{health}"},
+    }
+    path = run_dir / "jobset-config.json"
+    path.write_text(json.dumps(config, indent=1))
+    return path
+
+
+def trainer_config(run_dir: Path, webhook: int, metrics: int, health: int) -> Path:
+    """Trainer v2 out of the cluster; it reads its certificate from $TMPDIR/k8s-webhook-server."""
+    self_signed(run_dir / "trainer-tmp" / "k8s-webhook-server" / "serving-certs", "trainer-webhook")
+    config = {
+        "apiVersion": "config.trainer.kubeflow.org/v1alpha1", "kind": "Configuration",
+        "health": {"healthProbeBindAddress": f"127.0.0.1:{health}", "readinessEndpointName": "readyz",
+                   "livenessEndpointName": "healthz"},
+        "metrics": {"bindAddress": f"127.0.0.1:{metrics}", "secureServing": False},
+        "webhook": {"port": webhook, "host": "127.0.0.1"},
+        "leaderElection": {"leaderElect": False},
+        "certManagement": {"enable": False},
+    }
+    path = run_dir / "trainer-config.json"
+    path.write_text(json.dumps(config, indent=1))
+    return path
+
+
 def ctr(run_dir: Path) -> list[str]:
     return ["ctr", "--address", str(run_dir / "containerd" / "containerd.sock")]
 

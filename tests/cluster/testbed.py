@@ -95,6 +95,17 @@ def crd_path() -> Path:
     return path
 
 
+def trainer_crds() -> dict[str, Path]:
+    """Kubeflow Trainer v2's CRDs and JobSet's, by name, from their modules in the module cache."""
+    trainer = module_dir("github.com/kubeflow/trainer/v2", "TRAINER_VERSION") / "manifests" / "base" / "crds"
+    jobset = module_dir("sigs.k8s.io/jobset", "JOBSET_VERSION") / "config" / "components" / "crd" / "bases"
+    return {
+        **{f"{kind}.trainer.kubeflow.org": trainer / f"trainer.kubeflow.org_{kind}.yaml"
+           for kind in ("trainjobs", "trainingruntimes", "clustertrainingruntimes")},
+        "jobsets.jobset.x-k8s.io": jobset / "jobset.x-k8s.io_jobsets.yaml",
+    }
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -295,13 +306,19 @@ def up(run_dir: Path = DEFAULT_DIR, *, full: bool = False) -> Path:
         kubeconfig = run_dir / "kubeconfig"
         write_kubeconfig(kubeconfig, server, ca, tokens)
         kubectl = [str(bin_dir / "kubectl"), "--kubeconfig", str(kubeconfig)]
-        subprocess.run([*kubectl, "apply", "--server-side", "-f", str(crd)], check=True,
-                       stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        # The full cluster's other CRDs go in now too: the controller manager's
+        # garbage collector only learns kinds that exist when it starts (else
+        # it waits for its 30 s resync).
+        crds = {CRD_NAME: crd, **(trainer_crds() if full else {})}
+        for path in dict.fromkeys(crds.values()):
+            subprocess.run([*kubectl, "apply", "--server-side", "-f", str(path)], check=True,
+                           stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         # Polled here, not with `kubectl wait`: that fails outright when it looks
         # before the CRD has any status conditions (seen on a loaded machine).
-        crd_url = f"{server}/apis/apiextensions.k8s.io/v1/customresourcedefinitions/{CRD_NAME}"
-        wait_until("the TFJob CRD to be Established", lambda: established(crd_url, ca, tokens["admin"]),
-                   60, procs, run_dir)
+        for name in crds:
+            crd_url = f"{server}/apis/apiextensions.k8s.io/v1/customresourcedefinitions/{name}"
+            wait_until(f"the CRD {name} to be Established",
+                       lambda url=crd_url: established(url, ca, tokens["admin"]), 60, procs, run_dir)
         (run_dir / "bin").symlink_to(bin_dir)
         what = "the TFJob CRD Established"
         if full:
@@ -415,6 +432,21 @@ def _start_node(run_dir: Path, bin_dir: Path, procs: Processes, server: str, ca:
     wait_until("the training operator's TFJob controller",
                lambda: b"Starting workers" in (run_dir / "training-operator.log").read_bytes(), 120, procs, run_dir)
 
+    # Kubeflow Trainer v2 and the JobSet controller it drives (TrainJob). They run
+    # without their webhooks, so runtimes spell out what JobSet's defaulting would.
+    for name, key, config in (
+        ("jobset-controller", "JOBSET_VERSION", node.jobset_config(run_dir, free_port(), free_port(), free_port())),
+        ("trainer-controller-manager", "TRAINER_VERSION",
+         node.trainer_config(run_dir, free_port(), free_port(), free_port())),
+    ):
+        procs.start(name, [str(bin_dir / f"{name}-{versions_[key]}"), "--kubeconfig", str(admin_kc),
+                           "--config", str(config)],
+                    # Trainer reads its serving certificate under $TMPDIR.
+                    env={**os.environ, "TMPDIR": str(run_dir / "trainer-tmp")})
+    for name in ("jobset-controller", "trainer-controller-manager"):
+        wait_until(f"the {name}'s controllers", lambda name=name: b"Starting workers" in
+                   (run_dir / f"{name}.log").read_bytes(), 120, procs, run_dir)
+
     # kwok and its three GPU nodes, with the stages its module ships
     stages = node.kwok_stages(module_dir("sigs.k8s.io/kwok", "KWOK_VERSION"), run_dir / "kwok.yaml")
     procs.start("kwok", [
@@ -442,7 +474,7 @@ def volume(run_dir: Path, namespace: str) -> None:
 
 
 # Stopped in this order: the node's clients first, then the node, then the API.
-STOP_ORDER = ("kwok", "training-operator", "kubelet", "containerd", "kube-scheduler",
+STOP_ORDER = ("kwok", "trainer-controller-manager", "jobset-controller", "training-operator", "kubelet", "containerd", "kube-scheduler",
               "kube-controller-manager", "kube-apiserver", "etcd")
 
 
