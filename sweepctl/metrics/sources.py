@@ -22,10 +22,7 @@ def read_metrics(backend: Backend, sweep: str, names: Collection[str], tags: Col
                  tensorboard_url: str | None = None, image_tag: str | None = None) -> dict[str, RunData]:
     """Each named trial's series of `tags` (and latest `image_tag` picture), by trial name."""
     if backend.name == "local":
-        from sweepctl.metrics import events
-
-        log_dir = backend.log_dir  # type: ignore[attr-defined]
-        return events.read_runs({n: log_dir(sweep, n) for n in names}, tags, image_tag=image_tag)
+        return _read_local(backend, sweep, names, tags, image_tag=image_tag)
     from sweepctl.metrics import tensorboard
 
     if tensorboard_url:
@@ -33,6 +30,25 @@ def read_metrics(backend: Backend, sweep: str, names: Collection[str], tags: Col
     else:
         fetch, where = _proxy_fetch(backend, sweep)
     return tensorboard.read_runs(fetch, names, tags, where=where, image_tag=image_tag)
+
+
+def _read_local(backend: Any, sweep: str, names: Collection[str], tags: Collection[str], *,
+                image_tag: str | None) -> dict[str, RunData]:
+    """The trials' event files, resuming from what the last command read (cache under the sweep's folder).
+
+    Reads that fetch pictures (the report) go without the cache: it keeps scalars only.
+    """
+    from sweepctl.metrics import cache, events
+
+    log_dirs = {n: backend.log_dir(sweep, n) for n in names}
+    if image_tag:
+        return events.read_runs(log_dirs, tags, image_tag=image_tag)[0]
+    where = cache.cache_file(backend.sweep_dir(sweep) / "cache", tags)
+    previous = cache.load(where, tags)
+    runs, reads = events.read_runs(log_dirs, tags, previous=previous)
+    if reads != previous:
+        cache.save(where, tags, reads)
+    return runs
 
 
 def _proxy_fetch(backend: Any, sweep: str) -> tuple[Any, str]:
