@@ -43,6 +43,9 @@ PAGE_SIZE = 500
 # A Table of objects' metadata, with the kind's printer columns (TFJob: State).
 _TABLE = "application/json;as=Table;g=meta.k8s.io;v=v1"
 FIELD_MANAGER = "sweepctl"
+# Field managers whose spec fields are sweepctl's own: its name, and the Python
+# client's default, which objects created by earlier versions carry.
+_OWN_MANAGERS = frozenset({FIELD_MANAGER, "OpenAPI-Generator"})
 _IN_CLUSTER_NAMESPACE = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
 
 # Collection paths, by kind, in a namespace.
@@ -214,6 +217,7 @@ def _live(kind: str, item: dict[str, Any]) -> LiveObject:
         state = tfjob_state(item.get("status")) if kind == "TFJob" else ""
         spec = item.get("spec") or {}
     return LiveObject(
+        foreign=_foreign_spec_fields(meta.get("managedFields")) if kind == "TFJob" else {},
         kind=kind,
         name=meta["name"],
         uid=meta.get("uid", ""),
@@ -225,6 +229,30 @@ def _live(kind: str, item: dict[str, Any]) -> LiveObject:
         params=params if isinstance(params, dict) else {},
     )
 
+
+def _foreign_spec_fields(entries: Any) -> dict[str, Any]:
+    """The spec fields each field manager other than sweepctl set: manager -> fieldsV1 under f:spec.
+
+    Status updates (the operator's) are another subresource and never count.
+    Only for TFJobs: sweepctl updates the TensorBoard's objects in place, and
+    fields others add there are theirs to keep.
+    """
+    out: dict[str, Any] = {}
+    for entry in entries or ():
+        manager = entry.get("manager") or "unknown"
+        if manager in _OWN_MANAGERS or entry.get("subresource"):
+            continue
+        spec = (entry.get("fieldsV1") or {}).get("f:spec")
+        if spec is not None:
+            out[manager] = _merge(out.get(manager, {}), spec)
+    return out
+
+
+def _merge(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
+    out = dict(a)
+    for key, value in b.items():
+        out[key] = _merge(out[key], value) if isinstance(out.get(key), dict) and isinstance(value, dict) else value
+    return out
 
 
 class KubernetesBackend:
@@ -427,7 +455,8 @@ class KubernetesBackend:
     def _create(self, change: Change, *, sweep: str) -> None:
         assert change.manifest is not None
         try:
-            self.cluster.request("POST", self.cluster.path(change.kind, self._namespace), body=change.manifest)
+            self.cluster.request("POST", self.cluster.path(change.kind, self._namespace), body=change.manifest,
+                                 query=[("fieldManager", FIELD_MANAGER)])
         except ApiError as err:
             if err.status != 409:
                 raise

@@ -6,7 +6,6 @@ modules stay a few lines long.
 
 from __future__ import annotations
 
-import dataclasses
 import os
 from collections.abc import Collection
 from dataclasses import dataclass
@@ -17,7 +16,7 @@ from sweepctl.backends.base import Backend
 from sweepctl.core import planfile
 from sweepctl.core.diagnostics import SpecError, SweepctlError, did_you_mean
 from sweepctl.core.manifests import local_trial, tensorboard_deployment, tensorboard_service, tfjob
-from sweepctl.core.plan import Plan, compute_plan, needs_spec
+from sweepctl.core.plan import Plan, compute_plan, with_specs
 from sweepctl.core.schema import DEFAULT_MAX_TRIALS
 from sweepctl.core.spec import Spec, load_spec
 from sweepctl.core.trials import expand
@@ -103,11 +102,9 @@ def make_plan(
         on_cluster = backend.name == "kubernetes"
         desired = {t.name: tfjob(spec, t, namespace=ns) if on_cluster else local_trial(spec, t) for t in trials}
         observed = observing.result()
-    suspects = [o.name for o in observed.objects if o.name in desired and needs_spec(desired[o.name], o)]
-    if suspects:  # maybe drifted: the diff needs their live specs
-        specs = backend.specs(spec.name, suspects)  # type: ignore[attr-defined]
-        observed = dataclasses.replace(observed, objects=tuple(
-            dataclasses.replace(o, spec=specs[o.name]) if o.name in specs else o for o in observed.objects))
+    # Maybe drifted: the diff needs their live specs.
+    observed = with_specs(desired, trials, observed,
+                          lambda names: backend.specs(spec.name, names))  # type: ignore[attr-defined]
     return compute_plan(
         sweep=spec.name,
         namespace=ns,

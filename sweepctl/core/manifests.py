@@ -8,6 +8,7 @@ of its rendered spec, so that drift can be told from an unchanged object.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Mapping
 from typing import Any
 
 import orjson
@@ -25,6 +26,9 @@ __all__ = [
     "shard_of",
     "PARAMS",
     "TEMPLATE_HASH",
+    "SWEEP_TEMPLATE_HASH",
+    "trial_template",
+    "fill_slots",
     "TFJOB_GROUP",
     "TFJOB_VERSION",
     "TFJOB_PLURAL",
@@ -45,6 +49,13 @@ COMPONENT = "app.kubernetes.io/component"
 SHARD = "sweepctl.dev/shard"
 PARAMS = "sweepctl.dev/params"
 TEMPLATE_HASH = "sweepctl.dev/template-hash"
+# The hash of the TFJob's spec with its trial's own values (flags, log folder,
+# id) replaced by slots: the same for every trial made from one spec. Trials
+# that share it, and were never changed, share their difference from a new spec.
+SWEEP_TEMPLATE_HASH = "sweepctl.dev/sweep-template-hash"
+_NAME_SLOT = "$(TRIAL_NAME)"
+_ID_SLOT = "$(TRIAL_ID)"
+_FLAGS_SLOT = "$(TRIAL_FLAGS)"
 
 # A sweep's TFJobs are listed as this many label-selected shards at once, so a
 # 10,000-trial plan keeps both API server cores busy encoding pages.
@@ -122,6 +133,14 @@ def _object(kind: str, api_version: str, name: str, namespace: str, labels: dict
 def tfjob(spec: Spec, trial: Trial, *, namespace: str) -> dict[str, Any]:
     """The TFJob of one trial: one Chief replica running the trainer."""
     labels = _labels(spec, **{TRIAL: trial.id})
+    body = _tfjob_spec(spec, trial_id=trial.id, flags=trial.flags(), log_dir=log_dir(spec, trial))
+    params = orjson.dumps(dict(trial.params), option=orjson.OPT_SORT_KEYS).decode()
+    return _object("TFJob", f"{TFJOB_GROUP}/{TFJOB_VERSION}", trial.name, namespace,
+                   {**labels, SHARD: shard_of(trial)},
+                   {PARAMS: params, SWEEP_TEMPLATE_HASH: _sweep_template_hash(spec)}, body)
+
+
+def _tfjob_spec(spec: Spec, *, trial_id: str, flags: list[str], log_dir: str) -> dict[str, Any]:
     limits = dict(spec.limits)
     if spec.use_gpu:
         limits["nvidia.com/gpu"] = "1"
@@ -134,19 +153,19 @@ def tfjob(spec: Spec, trial: Trial, *, namespace: str) -> dict[str, Any]:
         "name": "tensorflow",  # the TFJob webhook requires this name
         "image": spec.image,
         # Fixed args first, so a trial's own values win where both name a flag.
-        "args": [*spec.args, *trial.flags(), "--log-dir", log_dir(spec, trial)],
+        "args": [*spec.args, *flags, "--log-dir", log_dir],
         "resources": resources,
         "volumeMounts": [{"name": LOGS_VOLUME, "mountPath": spec.mount_path}],
         "securityContext": _RESTRICTED,
     }
-    body = {
+    return {
         "runPolicy": {"cleanPodPolicy": CLEAN_POD_POLICY, "backoffLimit": BACKOFF_LIMIT},
         "tfReplicaSpecs": {
             "Chief": {
                 "replicas": 1,
                 "restartPolicy": RESTART_POLICY,
                 "template": {
-                    "metadata": {"labels": labels},
+                    "metadata": {"labels": _labels(spec, **{TRIAL: trial_id})},
                     "spec": {
                         "securityContext": _POD_SECURITY,
                         "containers": [container],
@@ -156,9 +175,63 @@ def tfjob(spec: Spec, trial: Trial, *, namespace: str) -> dict[str, Any]:
             }
         },
     }
-    params = orjson.dumps(dict(trial.params), option=orjson.OPT_SORT_KEYS).decode()
-    return _object("TFJob", f"{TFJOB_GROUP}/{TFJOB_VERSION}", trial.name, namespace,
-                   {**labels, SHARD: shard_of(trial)}, {PARAMS: params}, body)
+
+
+_last_template: tuple[Spec, str] | None = None  # one spec renders thousands of trials in a row
+
+
+def _sweep_template_hash(spec: Spec) -> str:
+    global _last_template
+    if _last_template is None or _last_template[0] is not spec:
+        slots = _tfjob_spec(spec, trial_id=_ID_SLOT, flags=[_FLAGS_SLOT],
+                            log_dir=f"{spec.mount_path}/{spec.name}/{_NAME_SLOT}")
+        _last_template = (spec, template_hash(slots))
+    return _last_template[1]
+
+
+def trial_template(body: Mapping[str, Any], *, name: str, trial_id: str, flags: list[str]) -> dict[str, Any] | None:
+    """A TFJob spec with its trial's own values replaced by slots, as tfjob renders them.
+
+    Every trial made from one spec gives the same template (its hash is the
+    SWEEP_TEMPLATE_HASH annotation). None when the values are not where
+    tfjob puts them (someone edited the object): then it has no template.
+    """
+    tail = [*flags, "--log-dir"]
+
+    def walk(node: Any) -> Any:
+        if isinstance(node, Mapping):
+            out = {}
+            for key, value in node.items():
+                if key == "labels" and isinstance(value, Mapping) and value.get(TRIAL) == trial_id:
+                    out[key] = {**value, TRIAL: _ID_SLOT}
+                elif key == "args" and isinstance(value, list):
+                    n = len(tail)
+                    if not (len(value) > n and value[-n - 1:-1] == tail and isinstance(value[-1], str)
+                            and value[-1].endswith("/" + name)):
+                        raise _NoTemplate
+                    out[key] = [*value[:-n - 1], _FLAGS_SLOT, "--log-dir", value[-1][:-len(name)] + _NAME_SLOT]
+                else:
+                    out[key] = walk(value)
+            return out
+        if isinstance(node, list):
+            return [walk(item) for item in node]
+        return node
+
+    try:
+        return walk(body)
+    except _NoTemplate:
+        return None
+
+
+def fill_slots(text: str, *, name: str, trial_id: str, flags: list[str]) -> str:
+    """A line about a trial template, with the trial's own values back in its slots."""
+    if "$(" not in text:
+        return text
+    return text.replace(_NAME_SLOT, name).replace(_ID_SLOT, trial_id).replace(_FLAGS_SLOT, " ".join(flags))
+
+
+class _NoTemplate(Exception):
+    pass
 
 
 def tensorboard_name(spec: Spec) -> str:

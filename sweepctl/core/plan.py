@@ -9,17 +9,18 @@ recreating a trial throws away its training.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Collection, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
 
 from sweepctl.core.diagnostics import SweepctlError, did_you_mean
-from sweepctl.core.manifests import TEMPLATE_HASH, TRIAL
+from sweepctl.core.manifests import SWEEP_TEMPLATE_HASH, TEMPLATE_HASH, TRIAL, fill_slots, trial_template
 from sweepctl.core.spec import Scalar
 from sweepctl.core.trials import Trial
 
-__all__ = ["RESUMABLE", "PRUNED", "Action", "LiveObject", "Observed", "Change", "Plan", "compute_plan", "fingerprint", "drift", "needs_spec"]
+__all__ = ["RESUMABLE", "PRUNED", "Action", "LiveObject", "Observed", "Change", "Plan", "compute_plan", "fingerprint",
+           "drift", "needs_spec", "with_specs"]
 
 
 # Local trials that were queued or running when their apply was interrupted: the
@@ -55,6 +56,9 @@ class LiveObject:
     spec: Mapping[str, Any] | None = field(default_factory=dict)
     state: str = ""
     params: Mapping[str, Scalar] = field(default_factory=dict)
+    # Spec fields that field managers other than sweepctl set (metadata.managedFields):
+    # manager -> its fieldsV1 tree under "f:spec". Someone else's field is drift.
+    foreign: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -178,8 +182,8 @@ def _same_template(desired: Mapping[str, Any], live: LiveObject) -> bool:
 
 
 def _untouched(desired: Mapping[str, Any], live: LiveObject) -> bool:
-    """Created from the desired template and never changed since (generation 1): no drift."""
-    return live.generation == 1 and _same_template(desired, live)
+    """Created from the desired template and never changed since (generation 1, by nobody else): no drift."""
+    return live.generation == 1 and not live.foreign and _same_template(desired, live)
 
 
 def needs_spec(desired: Mapping[str, Any], live: LiveObject) -> bool:
@@ -191,31 +195,111 @@ def needs_spec(desired: Mapping[str, Any], live: LiveObject) -> bool:
     return live.spec is None and not _untouched(desired, live)
 
 
+def _group(desired: Mapping[str, Any], live: LiveObject) -> tuple[str, str] | None:
+    """The (live, desired) sweep-template pair of a trial that shares its difference with others.
+
+    A live TFJob made from one sweep template and never changed since
+    (generation 1, by nobody else) is that template filled with its trial's
+    values; so is the desired one. Their difference is the templates' (the
+    trial's own values sit in slots), the same for every such trial.
+    """
+    if live.generation != 1 or live.foreign or _same_template(desired, live):
+        return None
+    have = live.annotations.get(SWEEP_TEMPLATE_HASH)
+    want = desired["metadata"]["annotations"].get(SWEEP_TEMPLATE_HASH)
+    return (have, want) if have and want else None
+
+
+def _template_drift(desired: Mapping[str, Any], live: LiveObject, trial: Trial) -> tuple[str, ...] | None:
+    """The drift of a trial's template pair, with slots for its own values; None: not made by a template."""
+    assert live.spec is not None
+    slots = {"name": trial.name, "trial_id": trial.id, "flags": trial.flags()}
+    want, have = trial_template(desired["spec"], **slots), trial_template(live.spec, **slots)
+    if want is None or have is None:
+        return None
+    return _diff(want, have, same_template=False, foreign={}) or (
+        f"metadata.annotations.{TEMPLATE_HASH}: made from another template",)
+
+
+def with_specs(desired: Mapping[str, Mapping[str, Any]], trials: Iterable[Trial], observed: Observed,
+               fetch: Callable[[list[str]], Mapping[str, Mapping[str, Any]]]) -> Observed:
+    """`observed` with the live specs that diffing it against `desired` needs, fetched by name.
+
+    Every object that may have drifted needs its spec, except that trials
+    sharing a template pair (_group) need only one of theirs: a sweep whose
+    image changed fetches one TFJob, not all. A group whose first member does
+    not hold its trial's values where they belong has its other members fetched too.
+    """
+    by_name = {t.name: t for t in trials}
+    first: dict[tuple[str, str], LiveObject] = {}
+    wanted: list[str] = []
+    for o in observed.objects:
+        manifest = desired.get(o.name)
+        if manifest is None or not needs_spec(manifest, o):
+            continue
+        key = _group(manifest, o) if o.name in by_name else None
+        if key is None:
+            wanted.append(o.name)
+        elif key not in first:
+            first[key] = o
+            wanted.append(o.name)
+    observed = _filled(observed, fetch(wanted) if wanted else {})
+    filled = {o.name: o for o in observed.objects}
+    broken = {key for key, o in first.items()
+              if filled[o.name].spec is None
+              or _template_drift(desired[o.name], filled[o.name], by_name[o.name]) is None}
+    rest = [o.name for o in observed.objects
+            if o.spec is None and o.name in desired and o.name in by_name and _group(desired[o.name], o) in broken]
+    return _filled(observed, fetch(rest)) if rest else observed
+
+
+def _filled(observed: Observed, specs: Mapping[str, Mapping[str, Any]]) -> Observed:
+    if not specs:
+        return observed
+    import dataclasses
+
+    return dataclasses.replace(observed, objects=tuple(
+        dataclasses.replace(o, spec=specs[o.name]) if o.name in specs else o for o in observed.objects))
+
+
 def drift(desired: Mapping[str, Any], live: LiveObject) -> tuple[str, ...]:
     """Field-level differences between a desired object's spec and the live one.
 
-    Fast path: same template hash, and either the object's spec was never
-    changed (generation 1) or every desired field is present and equal.
-    Otherwise deepdiff says what differs; fields only the server added count
-    as drift only when the spec itself changed (the hash differs).
+    Fast path: same template hash, no field set by another manager, and
+    either the object's spec was never changed (generation 1) or every desired
+    field is present and equal. Otherwise deepdiff says what differs. Fields
+    only the cluster has count as drift when another field manager set them
+    (metadata.managedFields), or when the spec itself changed (the hash
+    differs); not when the server added them as defaults.
     """
     want = desired["spec"]
     same_template = _same_template(desired, live)
-    if _untouched(desired, live) or (same_template and _contains(live.spec, want)):
+    if not live.foreign and (_untouched(desired, live) or (same_template and _contains(live.spec, want))):
         return ()
     if live.spec is None:  # callers fetch it first (needs_spec); never guess equal
         return (f"spec: made from template {live.annotations.get(TEMPLATE_HASH)} or changed since (not fetched)",)
+    lines = _diff(want, live.spec, same_template=same_template, foreign=live.foreign)
+    if not lines and not same_template:
+        lines.append(f"metadata.annotations.{TEMPLATE_HASH}: made from another template")
+    return tuple(lines)
+
+
+def _diff(want: Mapping[str, Any], have: Mapping[str, Any], *, same_template: bool,
+          foreign: Mapping[str, Mapping[str, Any]]) -> list[str]:
     from deepdiff import DeepDiff  # only for objects that differ
 
-    diff = DeepDiff(dict(want), dict(live.spec), verbose_level=2)
+    diff = DeepDiff(dict(want), dict(have), verbose_level=2)
     lines: list[str] = []
     for report, items in diff.tree.items():
-        if report == "dictionary_item_added" and same_template:
-            continue
         for item in items:
-            path = "spec" + "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in item.path(output_format="list"))
+            steps = item.path(output_format="list")
+            path = "spec" + "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in steps)
             if report == "dictionary_item_added":
-                lines.append(f"{path}: added in the cluster: {_short(item.t2)}")
+                owners = [m for m, tree in sorted(foreign.items()) if _owns(tree, steps, have)]
+                if same_template and not owners:
+                    continue  # a default the server filled in
+                by = f" by {', '.join(owners)}" if owners else ""
+                lines.append(f"{path}: added in the cluster{by}: {_short(item.t2)}")
             elif report == "dictionary_item_removed":
                 lines.append(f"{path}: missing in the cluster (spec: {_short(item.t1)})")
             elif report in ("iterable_item_added", "iterable_item_removed"):
@@ -223,9 +307,35 @@ def drift(desired: Mapping[str, Any], live: LiveObject) -> tuple[str, ...]:
                 lines.append(f"{path}: only in the {side}: {_short(item.t2 if side == 'cluster' else item.t1)}")
             else:
                 lines.append(f"{path}: spec {_short(item.t1)}, cluster {_short(item.t2)}")
-    if not lines and not same_template:
-        lines.append(f"metadata.annotations.{TEMPLATE_HASH}: made from another template")
-    return tuple(sorted(lines))
+    return sorted(lines)
+
+
+def _owns(tree: Mapping[str, Any], steps: list[Any], spec: Any) -> bool:
+    """Whether a managedFields tree (fieldsV1, from under f:spec) holds the field at this path of spec."""
+    import json
+
+    node: Any = tree
+    value = spec
+    for step in steps:
+        if not isinstance(node, Mapping) or not node:
+            return isinstance(node, Mapping)  # {}: the manager owns the whole field above
+        if isinstance(step, int):
+            item = value[step] if isinstance(value, list) and step < len(value) else None
+            match = node.get(f"i:{step}")
+            for key, sub in node.items():
+                if match is None and key.startswith("k:") and isinstance(item, Mapping):
+                    try:
+                        wanted = json.loads(key[2:])
+                    except ValueError:
+                        continue
+                    if all(item.get(k) == v for k, v in wanted.items()):
+                        match = sub
+            node, value = match, item
+        else:
+            node, value = node.get(f"f:{step}"), value.get(step) if isinstance(value, Mapping) else None
+        if node is None:
+            return False
+    return True
 
 
 def _short(value: Any, limit: int = 60) -> str:
@@ -283,6 +393,16 @@ def compute_plan(
             )
         revived.add(match[0].name)
 
+    # Trials that share a template pair share their drift: computed once, from a fetched member.
+    by_name = {t.name: t for t in trials}
+    group_members: dict[tuple[str, str], list[LiveObject]] = {}
+    for live in live_trials.values():
+        if live.name in desired_trials and live.name in by_name:
+            key = _group(desired_trials[live.name], live)
+            if key is not None:
+                group_members.setdefault(key, []).append(live)
+    shared: dict[tuple[str, str], tuple[str, ...] | None] = {}
+
     changes: list[Change] = []
     if not destroy:
         for trial in trials:
@@ -302,7 +422,14 @@ def compute_plan(
                            uid=live.uid if live else None)
                 )
                 continue
-            differences = drift(manifest, live)
+            key = _group(manifest, live)
+            if key is not None and key not in shared:
+                first = next((o for o in group_members.get(key, ()) if o.spec is not None), None)
+                shared[key] = _template_drift(desired_trials[first.name], first, by_name[first.name]) \
+                    if first is not None else None
+            lines = shared.get(key) if key is not None else None
+            differences = tuple(fill_slots(line, name=trial.name, trial_id=trial.id, flags=trial.flags())
+                                for line in lines) if lines is not None else drift(manifest, live)
             action = Action.REPLACE if trial.name in wanted or (differences and replace_drifted) else Action.NOOP
             changes.append(
                 Change(action=action, kind=kind, name=trial.name, trial_id=trial.id, params=trial.params,
