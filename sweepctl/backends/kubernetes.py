@@ -4,8 +4,9 @@ All API access goes through `Cluster`, which maps HTTP statuses to errors a
 user can act on. Listing is one paginated, label-selected LIST per kind;
 writes are concurrent; every delete carries the uid the plan saw, so an object
 that was replaced behind sweepctl's back is never deleted. Pruned trials are
-recorded in one ConfigMap per sweep (`<sweep>-sweepctl-pruned`, labelled as the
-sweep's), read with one GET by observe.
+recorded in ConfigMaps labelled as the sweep's (`<sweep>-sweepctl-pruned`,
+then `-2`, `-3`, ... as each fills up: one holds 1 MiB), read with one LIST by
+observe.
 """
 
 from __future__ import annotations
@@ -37,7 +38,8 @@ from sweepctl.core.manifests import (
 )
 from sweepctl.core.plan import PRUNED, Action, Change, LiveObject, Observed, Plan
 
-__all__ = ["Cluster", "KubernetesBackend", "ApiError", "tfjob_state", "pruned_configmap_name", "PAGE_SIZE"]
+__all__ = ["Cluster", "KubernetesBackend", "ApiError", "tfjob_state", "pruned_configmap_name", "PAGE_SIZE",
+           "PRUNED_BYTES_PER_CONFIGMAP"]
 
 PAGE_SIZE = 500
 # A Table of objects' metadata, with the kind's printer columns (TFJob: State).
@@ -57,9 +59,28 @@ _PATHS = {
 }
 
 
-def pruned_configmap_name(sweep: str) -> str:
-    """The ConfigMap that records a sweep's pruned trials (name -> JSON record)."""
-    return f"{sweep}-sweepctl-pruned"
+# How much of pruned-trial records one ConfigMap takes (a ConfigMap holds at
+# most 1 MiB, managedFields included, which repeats every key): about 1,500
+# records of a two-hyperparameter sweep.
+PRUNED_BYTES_PER_CONFIGMAP = 512 * 1024
+
+
+def _record_size(key: str, text: str) -> int:
+    return 2 * len(key) + len(text) + 32
+
+
+def pruned_configmap_name(sweep: str, index: int = 1) -> str:
+    """The index-th ConfigMap that records a sweep's pruned trials (trial name -> JSON record)."""
+    return f"{sweep}-sweepctl-pruned" + (f"-{index}" if index > 1 else "")
+
+
+def _pruned_index(sweep: str, name: str) -> int | None:
+    """Which of the sweep's pruned-record ConfigMaps this name is, if any."""
+    base = pruned_configmap_name(sweep)
+    if name == base:
+        return 1
+    rest = name[len(base) + 1:] if name.startswith(base + "-") else ""
+    return int(rest) if rest.isdigit() and rest[0] != "0" and int(rest) > 1 else None
 
 
 class ApiError(SweepctlError):
@@ -240,11 +261,10 @@ def _foreign_spec_fields(entries: Any) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for entry in entries or ():
         manager = entry.get("manager") or "unknown"
-        if manager in _OWN_MANAGERS or entry.get("subresource"):
-            continue
         spec = (entry.get("fieldsV1") or {}).get("f:spec")
-        if spec is not None:
-            out[manager] = _merge(out.get(manager, {}), spec)
+        if manager in _OWN_MANAGERS or entry.get("subresource") or spec is None:
+            continue
+        out[manager] = _merge(out.get(manager, {}), spec)
     return out
 
 
@@ -314,24 +334,24 @@ class KubernetesBackend:
         return {name: item.get("spec") or {} for name, item in items.items()}
 
     def _pruned(self, sweep: str) -> dict[str, Any]:
-        """The sweep's pruned-trial records: one GET; none when its ConfigMap is absent or not the sweep's."""
-        try:
-            cm = self.cluster.request("GET", self.cluster.path("ConfigMap", self._namespace,
-                                                               pruned_configmap_name(sweep)))
-        except ApiError as err:
-            if err.status == 404:
-                return {}
-            raise
-        labels = (cm.get("metadata") or {}).get("labels") or {}
-        if labels.get(MANAGED_BY) != "sweepctl" or labels.get(SWEEP) != sweep:
-            return {}
+        """The sweep's pruned-trial records, from all its record ConfigMaps: one LIST."""
         records: dict[str, Any] = {}
-        for name, text in (cm.get("data") or {}).items():
-            try:
-                records[name] = orjson.loads(text)
-            except orjson.JSONDecodeError:
-                records[name] = {}  # still pruned; its record is unreadable
+        for cm in self._pruned_configmaps(sweep).values():
+            for name, text in (cm.get("data") or {}).items():
+                try:
+                    records[name] = orjson.loads(text)
+                except orjson.JSONDecodeError:
+                    records[name] = {}  # still pruned; its record is unreadable
         return records
+
+    def _pruned_configmaps(self, sweep: str) -> dict[int, dict[str, Any]]:
+        """The sweep's pruned-record ConfigMaps by index: labelled as the sweep's, and named as such."""
+        out = {}
+        for cm in self.cluster.list("ConfigMap", self._namespace, sweep_selector(sweep)):
+            index = _pruned_index(sweep, (cm.get("metadata") or {}).get("name", ""))
+            if index is not None:
+                out[index] = cm
+        return out
 
     def sweeps(self) -> list[str]:
         """The sweeps with TFJobs in this namespace, for errors that must say which exist."""
@@ -392,65 +412,70 @@ class KubernetesBackend:
             self._delete_pruned_record(plan.sweep)
         return result
 
-    def _own_pruned_record(self, sweep: str) -> dict[str, Any] | None:
-        """The sweep's ConfigMap of pruned trials, None when absent; an error when not the sweep's."""
-        name = pruned_configmap_name(sweep)
-        try:
-            cm = self.cluster.request("GET", self.cluster.path("ConfigMap", self._namespace, name))
-        except ApiError as err:
-            if err.status == 404:
-                return None
-            raise
-        labels = (cm.get("metadata") or {}).get("labels") or {}
-        if labels.get(MANAGED_BY) != "sweepctl" or labels.get(SWEEP) != sweep:
-            raise ApiError(
-                f"ConfigMap {self._namespace}/{name} exists and does not belong to sweep {sweep}; "
-                "sweepctl never changes it",
-                status=409, hint="rename the sweep, or remove that ConfigMap yourself if it is not needed",
-            )
-        return cm
-
     def _record_pruned(self, sweep: str, records: dict[str, Any]) -> None:
-        """Merge records into the sweep's ConfigMap (None removes one), creating it when absent.
+        """Merge records into the sweep's ConfigMaps (None removes one), adding ConfigMaps as they fill.
 
-        The patch carries the resourceVersion it read, so a concurrent prune is
-        refused (409) rather than silently overwritten.
+        A record already kept is changed where it is; new ones fill the
+        ConfigMaps with room, then new ConfigMaps. Each patch carries the
+        resourceVersion it read, so a concurrent prune is refused (409) rather
+        than silently overwritten; a ConfigMap of the name that is not the
+        sweep's is never changed.
         """
-        name = pruned_configmap_name(sweep)
-        data = {k: None if v is None else orjson.dumps(v, option=orjson.OPT_SORT_KEYS).decode()
-                for k, v in records.items()}
-        existing = self._own_pruned_record(sweep)
-        if existing is not None:
-            version = existing["metadata"]["resourceVersion"]
-            self.cluster.request("PATCH", self.cluster.path("ConfigMap", self._namespace, name),
-                                 body={"metadata": {"resourceVersion": version}, "data": data},
-                                 content_type="application/merge-patch+json")
-            return
-        body = {
-            "apiVersion": "v1",
-            "kind": "ConfigMap",
-            "metadata": {"name": name, "namespace": self._namespace,
-                         "labels": {MANAGED_BY: "sweepctl", SWEEP: sweep}},
-            "data": {k: v for k, v in data.items() if v is not None},
-        }
-        self.cluster.request("POST", self.cluster.path("ConfigMap", self._namespace), body=body)
+        maps = self._pruned_configmaps(sweep)
+        where = {key: i for i, cm in maps.items() for key in (cm.get("data") or {})}
+        sizes = {i: sum(_record_size(k, v) for k, v in (cm.get("data") or {}).items()) for i, cm in maps.items()}
+        patches: dict[int, dict[str, str | None]] = {}
+        for key, record in records.items():
+            text = None if record is None else orjson.dumps(record, option=orjson.OPT_SORT_KEYS).decode()
+            if key in where:
+                patches.setdefault(where[key], {})[key] = text
+                continue
+            if text is None:
+                continue  # not kept anywhere: nothing to remove
+            size = _record_size(key, text)
+            index = next((i for i in sorted(sizes) if sizes[i] + size <= PRUNED_BYTES_PER_CONFIGMAP), None)
+            if index is None:
+                index = max([*sizes, 0]) + 1
+            sizes[index] = sizes.get(index, 0) + size
+            where[key] = index
+            patches.setdefault(index, {})[key] = text
+        for index, data in sorted(patches.items()):
+            name = pruned_configmap_name(sweep, index)
+            if index in maps:
+                version = maps[index]["metadata"]["resourceVersion"]
+                self.cluster.request("PATCH", self.cluster.path("ConfigMap", self._namespace, name),
+                                     body={"metadata": {"resourceVersion": version}, "data": data},
+                                     content_type="application/merge-patch+json")
+                continue
+            body = {
+                "apiVersion": "v1",
+                "kind": "ConfigMap",
+                "metadata": {"name": name, "namespace": self._namespace,
+                             "labels": {MANAGED_BY: "sweepctl", SWEEP: sweep}},
+                "data": {k: v for k, v in data.items() if v is not None},
+            }
+            try:
+                self.cluster.request("POST", self.cluster.path("ConfigMap", self._namespace), body=body,
+                                     query=[("fieldManager", FIELD_MANAGER)])
+            except ApiError as err:
+                if err.status != 409:
+                    raise
+                raise ApiError(
+                    f"ConfigMap {self._namespace}/{name} exists and does not belong to sweep {sweep}; "
+                    "sweepctl never changes it",
+                    status=409, hint="rename the sweep, or remove that ConfigMap yourself if it is not needed",
+                ) from None
 
     def _delete_pruned_record(self, sweep: str) -> None:
-        try:
-            existing = self._own_pruned_record(sweep)
-        except ApiError as err:
-            if err.status == 409:
-                return  # someone else's ConfigMap of that name: not ours to delete
-            raise
-        if existing is None:
-            return
-        body = {"preconditions": {"uid": existing["metadata"]["uid"]}}
-        try:
-            self.cluster.request("DELETE", self.cluster.path("ConfigMap", self._namespace,
-                                                             pruned_configmap_name(sweep)), body=body)
-        except ApiError as err:
-            if err.status != 404:
-                raise
+        """Delete the sweep's record ConfigMaps, each by the uid it was listed with."""
+        for index, cm in self._pruned_configmaps(sweep).items():
+            body = {"preconditions": {"uid": cm["metadata"]["uid"]}}
+            try:
+                self.cluster.request("DELETE", self.cluster.path("ConfigMap", self._namespace,
+                                                                 pruned_configmap_name(sweep, index)), body=body)
+            except ApiError as err:
+                if err.status not in (404, 409):
+                    raise
 
     def _create(self, change: Change, *, sweep: str) -> None:
         assert change.manifest is not None

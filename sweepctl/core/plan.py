@@ -15,7 +15,14 @@ from enum import Enum
 from typing import Any
 
 from sweepctl.core.diagnostics import SweepctlError, did_you_mean
-from sweepctl.core.manifests import SWEEP_TEMPLATE_HASH, TEMPLATE_HASH, TRIAL, fill_slots, trial_template
+from sweepctl.core.manifests import (
+    SWEEP_TEMPLATE_HASH,
+    TEMPLATE_HASH,
+    TRIAL,
+    fill_slots,
+    template_hash,
+    trial_template,
+)
 from sweepctl.core.spec import Scalar
 from sweepctl.core.trials import Trial
 
@@ -217,7 +224,7 @@ def _template_drift(desired: Mapping[str, Any], live: LiveObject, trial: Trial) 
     want, have = trial_template(desired["spec"], **slots), trial_template(live.spec, **slots)
     if want is None or have is None:
         return None
-    return _diff(want, have, same_template=False, foreign={}) or (
+    return _diff(want, have, made_from=live.annotations.get(SWEEP_TEMPLATE_HASH), foreign={}) or (
         f"metadata.annotations.{TEMPLATE_HASH}: made from another template",)
 
 
@@ -278,28 +285,37 @@ def drift(desired: Mapping[str, Any], live: LiveObject) -> tuple[str, ...]:
         return ()
     if live.spec is None:  # callers fetch it first (needs_spec); never guess equal
         return (f"spec: made from template {live.annotations.get(TEMPLATE_HASH)} or changed since (not fetched)",)
-    lines = _diff(want, live.spec, same_template=same_template, foreign=live.foreign)
+    lines = _diff(want, live.spec, made_from=live.annotations.get(TEMPLATE_HASH), foreign=live.foreign)
     if not lines and not same_template:
         lines.append(f"metadata.annotations.{TEMPLATE_HASH}: made from another template")
     return tuple(lines)
 
 
-def _diff(want: Mapping[str, Any], have: Mapping[str, Any], *, same_template: bool,
+def _diff(want: Mapping[str, Any], have: Mapping[str, Any], *, made_from: str | None,
           foreign: Mapping[str, Mapping[str, Any]]) -> list[str]:
+    """What differs between want and have, a live spec made from the spec whose template hash is made_from.
+
+    A field only `have` has is drift when another field manager set it; else
+    when it was not a default the server filled in, which shows when have
+    without such fields hashes to made_from.
+    """
     from deepdiff import DeepDiff  # only for objects that differ
 
     diff = DeepDiff(dict(want), dict(have), verbose_level=2)
     lines: list[str] = []
+    added: list[list[Any]] = []
+    unexplained: list[str] = []
     for report, items in diff.tree.items():
         for item in items:
             steps = item.path(output_format="list")
             path = "spec" + "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in steps)
             if report == "dictionary_item_added":
+                added.append(steps)
                 owners = [m for m, tree in sorted(foreign.items()) if _owns(tree, steps, have)]
-                if same_template and not owners:
-                    continue  # a default the server filled in
-                by = f" by {', '.join(owners)}" if owners else ""
-                lines.append(f"{path}: added in the cluster{by}: {_short(item.t2)}")
+                if owners:
+                    lines.append(f"{path}: added in the cluster by {', '.join(owners)}: {_short(item.t2)}")
+                else:
+                    unexplained.append(f"{path}: added in the cluster: {_short(item.t2)}")
             elif report == "dictionary_item_removed":
                 lines.append(f"{path}: missing in the cluster (spec: {_short(item.t1)})")
             elif report in ("iterable_item_added", "iterable_item_removed"):
@@ -307,7 +323,24 @@ def _diff(want: Mapping[str, Any], have: Mapping[str, Any], *, same_template: bo
                 lines.append(f"{path}: only in the {side}: {_short(item.t2 if side == 'cluster' else item.t1)}")
             else:
                 lines.append(f"{path}: spec {_short(item.t1)}, cluster {_short(item.t2)}")
+    if unexplained and not (made_from and _without(have, added) == made_from):
+        lines += unexplained
     return sorted(lines)
+
+
+def _without(spec: Mapping[str, Any], paths: list[list[Any]]) -> str | None:
+    """The template hash of spec less the fields at paths (each ends in a key)."""
+    import copy
+
+    out = copy.deepcopy(dict(spec))
+    for steps in paths:
+        node: Any = out
+        for step in steps[:-1]:
+            node = node[step]
+        if not isinstance(node, dict):
+            return None
+        node.pop(steps[-1], None)
+    return template_hash(out)
 
 
 def _owns(tree: Mapping[str, Any], steps: list[Any], spec: Any) -> bool:
