@@ -1,11 +1,23 @@
-"""Benchmark `sweepctl status` and `sweepctl prune --dry-run` on a 1,000-trial local sweep.
+"""Benchmark `sweepctl status` and `prune --dry-run` on 1,000 local trials with real event files.
 
-Run:  .venv/bin/python bench/status_bench.py [--trials 1000] [--points 50] [--repeat 3]
-It writes synthetic event files (TensorBoard's own writer and protos, no
-TensorFlow), one run per trial with `loss` and `psnr` scalars as TF2 tensors,
-the way the trainer writes them, plus a matching local state.json, in a
-temporary folder; then times each command end to end in a fresh process.
-Prints a Markdown table to paste into bench/RESULTS.md.
+Run:  .venv/bin/python bench/status_bench.py [--trials 1000] [--repeat 5] [--events DIR]
+
+The event files are the trainer's own: the benchmark first runs the real
+trainer once with its default recipe (`python -m model`, 300 epochs: 101
+points of `loss` and `psnr` and 11 `reconstruction` images, about 190 KB), or
+takes the run in `--events DIR`. That file is copied into every trial's log
+folder byte for byte, except that each copy's `loss` values are scaled by a
+factor of its own (and their record checksums recomputed), so that trials
+rank differently. A matching local state.json makes them a finished sweep.
+
+Each command runs end to end in a fresh process, in three situations:
+  - cold: no metrics cache (the first status after training);
+  - warm: nothing changed since the last call;
+  - appended: every trial's event file grew by one record since the last call
+    (a sweep still training), the worst case for the cache.
+The floor, measured in the same run, is `cat` of every event file (reading
+the same bytes, from the page cache). Prints a Markdown table for
+bench/RESULTS.md, with the machine's load before and after.
 """
 
 from __future__ import annotations
@@ -14,7 +26,9 @@ import argparse
 import json
 import math
 import os
+import shutil
 import statistics
+import struct
 import subprocess
 import sys
 import tempfile
@@ -24,6 +38,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 SWEEPCTL = [str(Path(sys.executable).parent / "sweepctl")]
+LOSS_RECORD = b"\x0a\x04loss\x42\x0a\x08\x01\x12\x00\x22\x04"  # a TF2 float32 scalar `loss`, as TF writes it
 
 
 def grid_spec(n: int) -> str:
@@ -35,47 +50,80 @@ def grid_spec(n: int) -> str:
     return f"name: bench\nbackend: local\nhyperParamValues:\n  learningRate: [{lrs}]\n  hiddenLayers: [{depths}]\n"
 
 
-def make_sweep(root: Path, n: int, points: int) -> Path:
-    import random
+def _masked_crc(data: bytes) -> int:
+    import google_crc32c
 
-    import numpy as np
+    crc = google_crc32c.value(data)
+    return (((crc >> 15) | (crc << 17)) + 0xA282EAD8) & 0xFFFFFFFF
 
+
+def records(data: bytes) -> list[bytes]:
+    """The payloads of a TFRecord file (its checksums are not checked here)."""
+    out, pos = [], 0
+    while pos + 12 <= len(data):
+        (length,) = struct.unpack_from("<Q", data, pos)
+        out.append(data[pos + 12:pos + 12 + length])
+        pos += 16 + length
+    return out
+
+
+def frame(payload: bytes) -> bytes:
+    header = struct.pack("<Q", len(payload))
+    return header + struct.pack("<I", _masked_crc(header)) + payload + struct.pack("<I", _masked_crc(payload))
+
+
+def scaled(payloads: list[bytes], factor: float) -> bytes:
+    """The same records, with every float32 `loss` multiplied by factor (same sizes)."""
+    out = []
+    for payload in payloads:
+        at = payload.find(LOSS_RECORD)
+        if at >= 0:
+            at += len(LOSS_RECORD)
+            (value,) = struct.unpack_from("<f", payload, at)
+            payload = payload[:at] + struct.pack("<f", value * factor) + payload[at + 4:]
+        out.append(frame(payload))
+    return b"".join(out)
+
+
+def trainer_run(work: Path) -> tuple[Path, float]:
+    """Run the real trainer once with its default recipe; its log folder and how long it took."""
+    logs = work / "trainer-run"
+    started = time.perf_counter()
+    subprocess.run([sys.executable, "-m", "model", "--log-dir", str(logs)], check=True, stdout=subprocess.DEVNULL,
+                   cwd=ROOT)
+    return logs, time.perf_counter() - started
+
+
+def make_sweep(root: Path, source: Path, n: int) -> tuple[Path, list[Path], bytes]:
+    """A finished n-trial local sweep whose event files are copies of the source run's."""
     from sweepctl.core.manifests import TEMPLATE_HASH, local_trial
     from sweepctl.core.spec import load_spec
     from sweepctl.core.trials import expand
-    import sweepctl.metrics.events  # noqa: F401 - registers TensorBoard's no-TensorFlow switch first
-    from tensorboard.compat.proto import event_pb2, summary_pb2
-    from tensorboard.plugins.scalar import metadata
-    from tensorboard.summary.writer.event_file_writer import EventFileWriter
-    from tensorboard.util import tensor_util
 
+    (event_file,) = sorted(source.glob("events.out.tfevents.*"))[-1:]
+    payloads = records(event_file.read_bytes())
+    last_loss = next(p for p in reversed(payloads) if LOSS_RECORD in p)
     spec_path = root / "bench.yaml"
     spec_path.write_text(grid_spec(n))
     spec = load_spec(spec_path.read_text(), filename=str(spec_path), max_trials=n)
-    rng = random.Random(0)
-    meta = metadata.create_summary_metadata("", "")
-    trials = {}
-    for t in expand(spec):
+    trials, files = {}, []
+    for i, t in enumerate(expand(spec)):
         manifest = local_trial(spec, t)
         trials[t.name] = {"id": t.id, "uid": f"{t.id}-1", "params": dict(t.params), "args": manifest["spec"]["args"],
                           "template_hash": manifest["metadata"]["annotations"][TEMPLATE_HASH], "state": "Succeeded",
                           "exit_code": 0}
-        writer = EventFileWriter(str(root / ".sweepctl" / "sweeps" / "bench" / "logs" / t.name))
-        floor = rng.uniform(100, 5000)
-        for p in range(points):
-            loss = floor + 30000 / (1 + p)
-            values = [summary_pb2.Summary.Value(tag=tag, tensor=tensor_util.make_tensor_proto(np.float32(v)),
-                                                metadata=meta)
-                      for tag, v in (("loss", loss), ("psnr", 10 * math.log10(255**2 * 3 / loss)))]
-            writer.add_event(event_pb2.Event(step=p * 100, wall_time=time.time(),
-                                             summary=summary_pb2.Summary(value=values)))
-        writer.close()
-    state = root / ".sweepctl" / "sweeps" / "bench" / "state.json"
-    state.write_text(json.dumps({"trials": trials, "pruned": {}}))
-    return spec_path
+        logs = root / ".sweepctl" / "sweeps" / "bench" / "logs" / t.name
+        logs.mkdir(parents=True)
+        path = logs / event_file.name
+        path.write_bytes(scaled(payloads, 0.5 + (i * 7919 % n) / n))
+        files.append(path)
+    (root / ".sweepctl" / "sweeps" / "bench" / "state.json").write_text(json.dumps({"trials": trials, "pruned": {}}))
+    return spec_path, files, frame(last_loss)
 
 
-def timed(argv: list[str], cwd: Path) -> float:
+def timed(argv: list[str], cwd: Path, before=None) -> float:
+    if before:
+        before()
     start = time.perf_counter()
     proc = subprocess.run(argv, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
                           env={**os.environ, "COLUMNS": "200"})
@@ -88,29 +136,57 @@ def timed(argv: list[str], cwd: Path) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--trials", type=int, default=1000)
-    parser.add_argument("--points", type=int, default=50)
-    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--events", type=Path, help="a trainer run's log folder (default: run the trainer once)")
     args = parser.parse_args()
+    load_before = os.getloadavg()
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
-        started = time.perf_counter()
-        spec = make_sweep(root, args.trials, args.points)
-        print(f"wrote {args.trials} runs x {args.points} points in {time.perf_counter() - started:.1f} s",
-              file=sys.stderr)
-        commands = {
-            f"`sweepctl status` ({args.trials} trials)": [*SWEEPCTL, "status", str(spec)],
-            f"`sweepctl status -o json` ({args.trials} trials)": [*SWEEPCTL, "status", str(spec), "-o", "json"],
-            f"`sweepctl prune --keep best=10 --dry-run` ({args.trials} trials)":
-                [*SWEEPCTL, "prune", str(spec), "--keep", "best=10", "--dry-run"],
-        }
+        if args.events:
+            source, trained = args.events, None
+        else:
+            source, trained = trainer_run(root)
+        spec, files, appended_record = make_sweep(root, source, args.trials)
+        size = sum(f.stat().st_size for f in files)
+        cache_dir = root / ".sweepctl" / "sweeps" / "bench" / "cache"
+
+        def cold() -> None:
+            shutil.rmtree(cache_dir, ignore_errors=True)
+
+        def append() -> None:
+            for f in files:
+                with f.open("ab") as out:
+                    out.write(appended_record)
+
+        cat = [timed(["sh", "-c", 'find .sweepctl -name "events.out.tfevents.*" -exec cat {} + >/dev/null'], root)
+               for _ in range(args.repeat)]
+        floor = statistics.median(cat)
+        status = [*SWEEPCTL, "status", str(spec)]
+        prune = [*SWEEPCTL, "prune", str(spec), "--keep", "best=10", "--dry-run"]
+        cases = [
+            ("`sweepctl status`, cold (no cache)", status, cold),
+            ("`sweepctl status`, warm (nothing changed)", status, None),
+            ("`sweepctl status`, every file appended to", status, append),
+            ("`sweepctl status -o json`, cold", [*status, "-o", "json"], cold),
+            ("`sweepctl prune --keep best=10 --dry-run`, cold", prune, cold),
+            ("`sweepctl prune --keep best=10 --dry-run`, warm", prune, None),
+        ]
         rows = []
-        for label, argv in commands.items():
-            times = [timed(argv, root) for _ in range(args.repeat)]
+        for label, argv, before in cases:
+            timed(argv, root)  # leaves the cache as a previous call would
+            times = [timed(argv, root, before) for _ in range(args.repeat)]
             rows.append((label, min(times), statistics.median(times)))
-    print(f"| command (fresh process, {args.points} points per trial) | best | median of {args.repeat} |")
-    print("|---|---|---|")
+    load_after = os.getloadavg()
+    print(f"\n{time.strftime('%Y-%m-%d %H:%M %Z')}, {os.cpu_count()} cores; load average (1, 5, 15 min) "
+          f"{' '.join(f'{x:.2f}' for x in load_before)} before, {' '.join(f'{x:.2f}' for x in load_after)} after")
+    where = f"`--events {args.events}`" if args.events else f"a real trainer run (`python -m model`, {trained:.0f} s)"
+    print(f"{args.trials} trials, event files copied from {where}: {size / len(files) / 1000:.0f} KB each, "
+          f"{size / 1e6:.0f} MB in all\n")
+    print(f"| command (fresh process) | best of {args.repeat} | median | median / floor |")
+    print("|---|---|---|---|")
+    print(f"| floor: `cat` of every event file | {min(cat):.2f} s | {floor:.2f} s | 1 |")
     for label, best, median in rows:
-        print(f"| {label} | {best:.2f} s | {median:.2f} s |")
+        print(f"| {label} | {best:.2f} s | {median:.2f} s | {median / floor:.1f} |")
 
 
 if __name__ == "__main__":

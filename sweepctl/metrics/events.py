@@ -84,11 +84,24 @@ class FileRead:
 
 def event_files(log_dir: Path) -> list[Path]:
     """The run's event files, oldest first (their names start with a timestamp)."""
+    return [log_dir / name for name, _, _ in _listing(log_dir)]
+
+
+def _listing(log_dir: Path) -> list[tuple[str, int, int]]:
+    """(name, size, mtime_ns) of the run's event files, by name; a file that vanishes meanwhile is left out."""
+    out = []
     try:
-        names = [e.name for e in os.scandir(log_dir) if e.name.startswith("events.out.tfevents.")]
+        with os.scandir(log_dir) as entries:
+            for entry in entries:
+                if entry.name.startswith("events.out.tfevents."):
+                    try:
+                        st = entry.stat()
+                    except OSError:
+                        continue
+                    out.append((entry.name, st.st_size, st.st_mtime_ns))
     except (FileNotFoundError, NotADirectoryError):
         return []
-    return [log_dir / n for n in sorted(names)]
+    return sorted(out)
 
 
 @lru_cache(maxsize=64)
@@ -337,23 +350,18 @@ def read_runs(log_dirs: Mapping[str, Path], tags: Collection[str], *, image_tag:
     pending = 0
     for name, path in log_dirs.items():
         earlier = previous.get(name) or {}
-        files = event_files(path)
+        listing = _listing(path)
         todo = 0
-        for file in files:
-            try:
-                st = file.stat()
-            except OSError:
-                todo = -1  # gone meanwhile: read_file says so
-                break
-            done = earlier.get(file.name)
-            if done is None or (done.size, done.mtime_ns) != (st.st_size, st.st_mtime_ns):
-                todo += st.st_size - (done.offset if done is not None and done.offset <= st.st_size else 0)
-        if files and todo == 0:  # nothing changed since the last read
-            reads = {f.name: earlier[f.name] for f in files}
+        for file, size, mtime_ns in listing:
+            done = earlier.get(file)
+            if done is None or (done.size, done.mtime_ns) != (size, mtime_ns):
+                todo += size - (done.offset if done is not None and done.offset <= size else 0)
+        if listing and todo == 0:  # nothing changed since the last read
+            reads = {file: earlier[file] for file, _, _ in listing}
             results.append((name, run_data(reads, tags), reads))
             continue
-        jobs.append((name, path, files, dict(earlier)))
-        pending += max(todo, 0)
+        jobs.append((name, path, [path / file for file, _, _ in listing], dict(earlier)))
+        pending += todo
     workers = min(os.cpu_count() or 1, 1 + pending // PARALLEL_BYTES, len(jobs))
     if workers < 2:
         results += _read_jobs(jobs, tags, image_tag)

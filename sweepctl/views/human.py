@@ -118,16 +118,25 @@ class HumanView:
         lines: list[Text] = []
         lines += [_line("+", "green", c, "revived" if c.state == PRUNED else "", width=w) for c in plan.add]
         lines += [_line("-", "red", c, width=w) for c in plan.delete]
+        # Trials with the same difference (a changed template) are shown once, the first 20 by name.
+        same: dict[tuple[Action, tuple[str, ...]], list[Change]] = {}
         for change in plan.drifted:
-            if change.action is Action.REPLACE:
-                lines.append(_line("-/+", "magenta", change, "drifted: will be recreated", width=w))
-            else:
-                lines.append(_line("~", "yellow", change, f"drifted: left alone (--replace {change.name} recreates it)",
-                                   width=w))
-            lines += [Text(f"        {d}", style="yellow") for d in change.drift]
+            same.setdefault((change.action, change.drift), []).append(change)
+        for (action, drift), changes in same.items():
+            for change in changes[:UNCHANGED_SHOWN]:
+                if action is Action.REPLACE:
+                    lines.append(_line("-/+", "magenta", change, "drifted: will be recreated", width=w))
+                else:
+                    lines.append(_line("~", "yellow", change,
+                                       f"drifted: left alone (--replace {change.name} recreates it)", width=w))
+            if len(changes) > UNCHANGED_SHOWN:
+                lines.append(Text(f"  ... and {len(changes) - UNCHANGED_SHOWN} more drifted trials", style="dim"))
+            if len(changes) > 1:
+                lines.append(Text(f"        each of these {len(changes)} trials differs the same way:", style="yellow"))
+            lines += [Text(f"        {d}", style="yellow") for d in drift]
         lines += [_line("-/+", "magenta", c, "will be recreated", width=w) for c in plan.replace if not c.drift]
-        for text in lines:
-            out.print(text)
+        if lines:
+            out.print(Text("\n").join(lines))  # one print: rich's per-call cost adds up over thousands of lines
         self._unchanged(plan)
         for change in plan.support:
             if change.action is not Action.NOOP:

@@ -56,3 +56,13 @@ def test_fields_someone_else_added_to_a_live_tfjob_are_drift(
     res = sweepctl("apply", lab, "--auto-approve", "--replace-drifted")
     assert res.exit_code == 0 and "0 added, 3 changed, 0 destroyed" in res.stdout
     assert plan_json(sweepctl, lab)["drift"] == []
+
+
+def test_trials_that_differ_the_same_way_show_their_difference_once(sweepctl, lab: Path, namespace: str) -> None:
+    assert sweepctl("apply", lab, "--auto-approve").exit_code == 0
+    write(lab, LAB.format(ns=namespace) + "image: sweepctl/tf-paint:0.2.0\n")
+    res = sweepctl("plan", lab)
+    assert res.exit_code == 0, res.output
+    assert res.stdout.count(" ~ starry-night-") == 9
+    assert res.stdout.count("each of these 9 trials differs the same way:") == 1
+    assert res.stdout.count("image: spec 'sweepctl/tf-paint:0.2.0', cluster 'sweepctl/tf-paint:0.1.0'") == 1
