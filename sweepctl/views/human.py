@@ -224,6 +224,16 @@ class HumanView:
         def cell(text: str, i: int) -> str:
             return text.rjust(widths[i]) if right[i] else text.ljust(widths[i])
 
+        if refresh:
+            self.out.clear()
+        if self.out.color_system is None:  # a pipe, or NO_COLOR: rich's styling would be thrown away
+            lines = ["   " + "  ".join(cell(h, i) for i, h in enumerate(header))]
+            lines += [(f"{STAR} " if t.top else "  ") + " " + "  ".join(cell(c, i) for i, c in enumerate(row))
+                      for t, row in zip(s.trials, cells)]
+            self.out.print(title)
+            self.out.file.write("\n".join(line.rstrip() for line in lines) + "\n")
+            self._unscored(s)
+            return
         table = Text("   " + "  ".join(cell(h, i) for i, h in enumerate(header)) + "\n", style="bold")
         for t, row in zip(s.trials, cells):
             dim = t.state == PRUNED
@@ -234,10 +244,11 @@ class HumanView:
             table.append(cell(row[3], 3), style=_STATE_STYLE.get(t.state, ""))
             table.append("  " + "  ".join(cell(row[i], i) for i in (4, 5, 6)) + "\n", style="dim" if dim else "")
         table.rstrip()
-        if refresh:
-            self.out.clear()
         self.out.print(title)
         self.out.print(table)
+        self._unscored(s)
+
+    def _unscored(self, s: SweepStatus) -> None:
         unscored = [t for t in s.live if t.rank is None]
         if unscored:
             notes = Counter(t.note or "no metric" for t in unscored)
