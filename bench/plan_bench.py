@@ -26,7 +26,9 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -43,6 +45,44 @@ def grid_spec(name: str, ns: str, n: int) -> str:
     depths = ", ".join(str(i + 1) for i in range(n // a))
     return (f"name: {name}\nbackend: kubernetes\nnamespace: {ns}\n"
             f"hyperParamValues:\n  learningRate: [{lrs}]\n  hiddenLayers: [{depths}]\n")
+
+
+@contextmanager
+def control_plane(prefix: str) -> Iterator[tuple[list[str], str]]:
+    """The test control plane (started here, or SWEEPCTL_TEST_KUBECONFIG's) and a fresh namespace.
+
+    Yields the kubectl argv and the namespace, with KUBECONFIG set for this
+    process; then removes the namespace and stops a control plane it started.
+    """
+    run_dir = None
+    kubeconfig = os.environ.get("SWEEPCTL_TEST_KUBECONFIG")
+    if not kubeconfig:
+        run_dir = Path(tempfile.mkdtemp()) / "run"
+        out = subprocess.run([sys.executable, str(ROOT / "tests/cluster/up"), "--dir", str(run_dir)],
+                             stdout=subprocess.PIPE, text=True, check=True).stdout
+        kubeconfig = out.strip().splitlines()[-1]
+    bin_dir = Path(subprocess.run([str(ROOT / "tests/cluster/build")], stdout=subprocess.PIPE, text=True,
+                                  check=True).stdout.strip().splitlines()[-1])
+    kubectl = [str(bin_dir / "kubectl"), "--kubeconfig", kubeconfig]
+    os.environ["KUBECONFIG"] = kubeconfig
+    ns = f"{prefix}-{os.getpid()}"
+    subprocess.run([*kubectl, "create", "namespace", ns], check=True, stdout=subprocess.DEVNULL)
+    try:
+        yield kubectl, ns
+    finally:
+        subprocess.run([*kubectl, "delete", "namespace", ns, "--wait=false"], stdout=subprocess.DEVNULL)
+        if run_dir:
+            subprocess.run([sys.executable, str(ROOT / "tests/cluster/down"), "--dir", str(run_dir)])
+
+
+def print_table(rows: list[tuple[str, str, str]], load_before: tuple[float, float, float]) -> None:
+    """The figures as a Markdown table, after the date and the machine's load before and now."""
+    load_after = os.getloadavg()
+    print(f"\n{time.strftime('%Y-%m-%d %H:%M %Z')}, {os.cpu_count()} cores; load average (1, 5, 15 min) "
+          f"{' '.join(f'{x:.2f}' for x in load_before)} before, {' '.join(f'{x:.2f}' for x in load_after)} after\n")
+    print("| what | measured | target / ratio |\n|---|---|---|")
+    for row in rows:
+        print("| " + " | ".join(row) + " |")
 
 
 def timed(argv: list[str], env: dict[str, str], *, ok: tuple[int, ...] = (0,)) -> float:
@@ -74,23 +114,10 @@ def main() -> None:
     from sweepctl.core.spec import load_spec
     from sweepctl.core.trials import expand
 
-    run_dir = None
-    kubeconfig = os.environ.get("SWEEPCTL_TEST_KUBECONFIG")
-    if not kubeconfig:
-        run_dir = Path(tempfile.mkdtemp()) / "run"
-        out = subprocess.run([sys.executable, str(ROOT / "tests/cluster/up"), "--dir", str(run_dir)],
-                             stdout=subprocess.PIPE, text=True, check=True).stdout
-        kubeconfig = out.strip().splitlines()[-1]
-    bin_dir = Path(subprocess.run([str(ROOT / "tests/cluster/build")], stdout=subprocess.PIPE, text=True,
-                                  check=True).stdout.strip().splitlines()[-1])
-    kubectl = [str(bin_dir / "kubectl"), "--kubeconfig", kubeconfig]
-    env = {**os.environ, "KUBECONFIG": kubeconfig}
-    os.environ["KUBECONFIG"] = kubeconfig
-    work = Path(tempfile.mkdtemp())
-    ns = f"bench-{os.getpid()}"
-    subprocess.run([*kubectl, "create", "namespace", ns], check=True, stdout=subprocess.DEVNULL)
     rows: list[tuple[str, str, str]] = []
-    try:
+    with control_plane("bench") as (kubectl, ns):
+        env = {**os.environ}
+        work = Path(tempfile.mkdtemp())
         cluster = Cluster(workers=16)
         big = load_spec(grid_spec("big", ns, args.trials), max_trials=args.trials)
         others = load_spec(grid_spec("others", ns, args.others), max_trials=args.others)
@@ -190,17 +217,7 @@ def main() -> None:
         rows.append(("`sweepctl --help`", f"{helpb:.2f} s (median {helpm:.2f} s)", "0.3 s or less"))
         py, _ = best_of(7, [sys.executable, "-c", "pass"], env)
         rows.append(("(baseline: `python -c pass`)", f"{py:.2f} s", ""))
-    finally:
-        subprocess.run([*kubectl, "delete", "namespace", ns, "--wait=false"], stdout=subprocess.DEVNULL)
-        if run_dir:
-            subprocess.run([sys.executable, str(ROOT / "tests/cluster/down"), "--dir", str(run_dir)])
-
-    load_after = os.getloadavg()
-    print(f"\n{time.strftime('%Y-%m-%d %H:%M %Z')}, {os.cpu_count()} cores; load average (1, 5, 15 min) "
-          f"{' '.join(f'{x:.2f}' for x in load_before)} before, {' '.join(f'{x:.2f}' for x in load_after)} after\n")
-    print("| what | measured | target / ratio |\n|---|---|---|")
-    for row in rows:
-        print("| " + " | ".join(row) + " |")
+    print_table(rows, load_before)
 
 
 if __name__ == "__main__":

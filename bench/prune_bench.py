@@ -8,7 +8,8 @@ trials: the plan of N - K deletes with their pruned-trial records, executed by
 the backend's apply (records first, then uid-preconditioned deletes). Each
 trial's metric is given here: reading metrics is what the status benchmarks
 measure, and this test control plane runs no TensorBoard. The second sweep's
-N - K TFJobs, labelled for it, are deleted by `kubectl delete -l`, the floor.
+N - K TFJobs, labelled for it, are deleted by `kubectl delete -l --wait=false`,
+the floor.
 Then a plan of the pruned sweep checks that nothing would be re-added.
 Prints a Markdown table for bench/RESULTS.md, with the machine's load.
 """
@@ -18,7 +19,6 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -26,7 +26,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from plan_bench import grid_spec  # noqa: E402
+from plan_bench import control_plane, grid_spec, print_table  # noqa: E402
 
 
 class Quiet:
@@ -54,21 +54,8 @@ def main() -> None:
     from sweepctl.core.trials import expand
     from sweepctl.metrics.ranking import Series, build_status, pruned_record, select_for_prune
 
-    run_dir = None
-    kubeconfig = os.environ.get("SWEEPCTL_TEST_KUBECONFIG")
-    if not kubeconfig:
-        run_dir = Path(tempfile.mkdtemp()) / "run"
-        out = subprocess.run([sys.executable, str(ROOT / "tests/cluster/up"), "--dir", str(run_dir)],
-                             stdout=subprocess.PIPE, text=True, check=True).stdout
-        kubeconfig = out.strip().splitlines()[-1]
-    bin_dir = Path(subprocess.run([str(ROOT / "tests/cluster/build")], stdout=subprocess.PIPE, text=True,
-                                  check=True).stdout.strip().splitlines()[-1])
-    kubectl = [str(bin_dir / "kubectl"), "--kubeconfig", kubeconfig]
-    os.environ["KUBECONFIG"] = kubeconfig
-    ns = f"prune-{os.getpid()}"
-    subprocess.run([*kubectl, "create", "namespace", ns], check=True, stdout=subprocess.DEVNULL)
     rows: list[tuple[str, str, str]] = []
-    try:
+    with control_plane("prune") as (kubectl, ns):
         cluster = Cluster(workers=16)
         big = load_spec(grid_spec("big", ns, args.trials), max_trials=args.trials)
         other = load_spec(grid_spec("kdel", ns, args.trials), max_trials=args.trials)
@@ -111,22 +98,14 @@ def main() -> None:
                      f"{prune_s:.1f} s", f"60 s or less ({backend.cluster.requests} API requests)"))
 
         started = time.perf_counter()
-        subprocess.run([*kubectl, "-n", ns, "delete", "tfjobs", "-l", "doomed=yes"], check=True,
+        # --wait=false: like sweepctl, return once the API server has deleted them (the default waits
+        # for each object in turn, minutes more for thousands).
+        subprocess.run([*kubectl, "-n", ns, "delete", "tfjobs", "-l", "doomed=yes", "--wait=false"], check=True,
                        stdout=subprocess.DEVNULL)
         kubectl_s = time.perf_counter() - started
-        rows.append((f"floor: `kubectl delete tfjobs -l ...` of {doomed:,} TFJobs", f"{kubectl_s:.1f} s",
-                     f"prune takes {prune_s / kubectl_s:.2f}x"))
-    finally:
-        subprocess.run([*kubectl, "delete", "namespace", ns, "--wait=false"], stdout=subprocess.DEVNULL)
-        if run_dir:
-            subprocess.run([sys.executable, str(ROOT / "tests/cluster/down"), "--dir", str(run_dir)])
-
-    load_after = os.getloadavg()
-    print(f"\n{time.strftime('%Y-%m-%d %H:%M %Z')}, {os.cpu_count()} cores; load average (1, 5, 15 min) "
-          f"{' '.join(f'{x:.2f}' for x in load_before)} before, {' '.join(f'{x:.2f}' for x in load_after)} after\n")
-    print("| what | measured | target / ratio |\n|---|---|---|")
-    for row in rows:
-        print("| " + " | ".join(row) + " |")
+        rows.append((f"floor: `kubectl delete tfjobs -l ... --wait=false` of {doomed:,} TFJobs",
+                     f"{kubectl_s:.1f} s", f"prune takes {prune_s / kubectl_s:.2f}x"))
+    print_table(rows, load_before)
 
 
 if __name__ == "__main__":

@@ -37,6 +37,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+from sweepctl.metrics import events  # noqa: E402
+
 SWEEPCTL = [str(Path(sys.executable).parent / "sweepctl")]
 LOSS_RECORD = b"\x0a\x04loss\x42\x0a\x08\x01\x12\x00\x22\x04"  # a TF2 float32 scalar `loss`, as TF writes it
 
@@ -50,28 +52,6 @@ def grid_spec(n: int) -> str:
     return f"name: bench\nbackend: local\nhyperParamValues:\n  learningRate: [{lrs}]\n  hiddenLayers: [{depths}]\n"
 
 
-def _masked_crc(data: bytes) -> int:
-    import google_crc32c
-
-    crc = google_crc32c.value(data)
-    return (((crc >> 15) | (crc << 17)) + 0xA282EAD8) & 0xFFFFFFFF
-
-
-def records(data: bytes) -> list[bytes]:
-    """The payloads of a TFRecord file (its checksums are not checked here)."""
-    out, pos = [], 0
-    while pos + 12 <= len(data):
-        (length,) = struct.unpack_from("<Q", data, pos)
-        out.append(data[pos + 12:pos + 12 + length])
-        pos += 16 + length
-    return out
-
-
-def frame(payload: bytes) -> bytes:
-    header = struct.pack("<Q", len(payload))
-    return header + struct.pack("<I", _masked_crc(header)) + payload + struct.pack("<I", _masked_crc(payload))
-
-
 def scaled(payloads: list[bytes], factor: float) -> bytes:
     """The same records, with every float32 `loss` multiplied by factor (same sizes)."""
     out = []
@@ -81,7 +61,7 @@ def scaled(payloads: list[bytes], factor: float) -> bytes:
             at += len(LOSS_RECORD)
             (value,) = struct.unpack_from("<f", payload, at)
             payload = payload[:at] + struct.pack("<f", value * factor) + payload[at + 4:]
-        out.append(frame(payload))
+        out.append(events.frame(payload))
     return b"".join(out)
 
 
@@ -101,7 +81,7 @@ def make_sweep(root: Path, source: Path, n: int) -> tuple[Path, list[Path], byte
     from sweepctl.core.trials import expand
 
     (event_file,) = sorted(source.glob("events.out.tfevents.*"))[-1:]
-    payloads = records(event_file.read_bytes())
+    payloads = events.payloads(event_file.read_bytes())
     last_loss = next(p for p in reversed(payloads) if LOSS_RECORD in p)
     spec_path = root / "bench.yaml"
     spec_path.write_text(grid_spec(n))
@@ -118,7 +98,7 @@ def make_sweep(root: Path, source: Path, n: int) -> tuple[Path, list[Path], byte
         path.write_bytes(scaled(payloads, 0.5 + (i * 7919 % n) / n))
         files.append(path)
     (root / ".sweepctl" / "sweeps" / "bench" / "state.json").write_text(json.dumps({"trials": trials, "pruned": {}}))
-    return spec_path, files, frame(last_loss)
+    return spec_path, files, events.frame(last_loss)
 
 
 def timed(argv: list[str], cwd: Path, before=None) -> float:

@@ -32,7 +32,8 @@ from google_crc32c import value as _crc32c
 
 from sweepctl.metrics.ranking import Series
 
-__all__ = ["RunData", "FileRead", "read_file", "read_run", "read_runs", "event_files", "masked_crc32c"]
+__all__ = ["RunData", "FileRead", "read_file", "read_run", "read_runs", "event_files", "masked_crc32c", "frame",
+           "payloads"]
 
 # TensorBoard's lazy `tf` (tensorboard.compat.tf) imports TensorFlow when it is
 # installed, unless a module named tensorboard.compat.notf can be imported: that
@@ -52,6 +53,24 @@ def masked_crc32c(data: bytes) -> int:
     """The TFRecord checksum: CRC32C (compiled, from google-crc32c), rotated and offset."""
     crc = _crc32c(data)
     return (((crc >> 15) | (crc << 17)) + 0xA282EAD8) & 0xFFFFFFFF
+
+
+def frame(payload: bytes) -> bytes:
+    """One TFRecord, as TensorFlow writes it: length, its checksum, the payload, its checksum."""
+    header = struct.pack("<Q", len(payload))
+    return header + _CRC.pack(masked_crc32c(header)) + payload + _CRC.pack(masked_crc32c(payload))
+
+
+def payloads(data: bytes) -> list[bytes]:
+    """The payloads of an event file's whole records, unchecked (for tools that rewrite event files)."""
+    out, pos = [], 0
+    while pos + 12 <= len(data):
+        (length,) = struct.unpack_from("<Q", data, pos)
+        if pos + 16 + length > len(data):
+            break
+        out.append(data[pos + 12:pos + 12 + length])
+        pos += 16 + length
+    return out
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -6,6 +6,8 @@ import json
 import shutil
 from pathlib import Path
 
+from sweepctl.metrics import events
+
 SWEEP = "paint"  # the sweep of conftest.py's `trained`
 
 
@@ -25,9 +27,9 @@ def test_status_reads_each_event_file_once_and_then_only_what_was_appended(sweep
     worst = first[-1]
     (event_file,) = (sweep_dir / "logs" / worst["name"]).glob("events.out.tfevents.*")
     best = next((sweep_dir / "logs" / first[0]["name"]).glob("events.out.tfevents.*")).read_bytes()
-    record = next(r for r in reversed(_records(best)) if b"\x0a\x04loss" in r)  # the best trial's last loss
+    record = next(r for r in reversed(events.payloads(best)) if b"\x0a\x04loss" in r)  # the best's last loss
     with event_file.open("ab") as out:
-        out.write(_frame(record))
+        out.write(events.frame(record))
     rows = {r["name"]: r for r in status_json(sweepctl, sweep_here)}
     assert rows[worst["name"]]["metric"] == first[0]["metric"]  # the appended value was read
     assert rows[worst["name"]]["rank"] in (1, 2)  # a tie with the best, broken by name
@@ -40,22 +42,3 @@ def test_status_reads_each_event_file_once_and_then_only_what_was_appended(sweep
     shutil.rmtree(sweep_dir / "cache")
     assert status_json(sweepctl, sweep_here) == list(rows.values())
 
-
-def _records(data: bytes) -> list[bytes]:
-    import struct
-
-    out, pos = [], 0
-    while pos + 12 <= len(data):
-        (length,) = struct.unpack_from("<Q", data, pos)
-        out.append(data[pos + 12:pos + 12 + length])
-        pos += 16 + length
-    return out
-
-
-def _frame(payload: bytes) -> bytes:
-    import struct
-
-    from sweepctl.metrics.events import masked_crc32c
-
-    header = struct.pack("<Q", len(payload))
-    return header + struct.pack("<I", masked_crc32c(header)) + payload + struct.pack("<I", masked_crc32c(payload))
