@@ -113,12 +113,17 @@ def timed(argv: list[str], cwd: Path, before=None) -> float:
     return elapsed
 
 
-def main() -> None:
+def arguments(*, repeat: int) -> argparse.Namespace:
+    """--trials, --repeat and --events: the benchmarks over the trainer's copied runs take the same."""
     parser = argparse.ArgumentParser()
     parser.add_argument("--trials", type=int, default=1000)
-    parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--repeat", type=int, default=repeat)
     parser.add_argument("--events", type=Path, help="a trainer run's log folder (default: run the trainer once)")
-    args = parser.parse_args()
+    return parser.parse_args()
+
+
+def main() -> None:
+    args = arguments(repeat=5)
     load_before = os.getloadavg()
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)

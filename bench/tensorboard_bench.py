@@ -15,7 +15,6 @@ measured here. Prints a Markdown table with the machine's load.
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import socket
@@ -33,15 +32,11 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from plan_bench import print_table  # noqa: E402
-from status_bench import make_sweep, trainer_run  # noqa: E402
+from status_bench import arguments, make_sweep, trainer_run  # noqa: E402
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--trials", type=int, default=1000)
-    parser.add_argument("--repeat", type=int, default=3)
-    parser.add_argument("--events", type=Path, help="a trainer run's log folder (default: run the trainer once)")
-    args = parser.parse_args()
+    args = arguments(repeat=3)
     load_before = os.getloadavg()
     from sweepctl.metrics.tensorboard import read_runs, url_fetch
 
