@@ -133,7 +133,7 @@ def main() -> None:
             source, trained = trainer_run(root)
         spec, files, appended_record = make_sweep(root, source, args.trials)
         size = sum(f.stat().st_size for f in files)
-        cache_dir = root / ".sweepctl" / "sweeps" / "bench" / "cache"
+        cache_dir = root / ".sweepctl" / "cache" / "bench"
 
         def cold() -> None:
             shutil.rmtree(cache_dir, ignore_errors=True)

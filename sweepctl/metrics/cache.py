@@ -1,4 +1,4 @@
-"""What earlier commands read from a local sweep's event files, kept under its state folder.
+"""What earlier commands read from a local sweep's event files, kept in the state folder.
 
 One JSON file per set of asked-for tags (`<folder>/events-<hash>.json`): for
 each trial's event file, its size and mtime when read, how far it was read,

@@ -34,16 +34,18 @@ def read_metrics(backend: Backend, sweep: str, names: Collection[str], tags: Col
 
 def _read_local(backend: Any, sweep: str, names: Collection[str], tags: Collection[str], *,
                 image_tag: str | None) -> dict[str, RunData]:
-    """The trials' event files, resuming from what the last command read (cache under the sweep's folder).
+    """The trials' event files, resuming from what the last command read.
 
-    Reads that fetch pictures (the report) go without the cache: it keeps scalars only.
+    The cache sits in the state folder beside the sweeps (`cache/<sweep>/`),
+    not in the sweep's own folder, which only apply writes. Reads that fetch
+    pictures (the report) go without it: it keeps scalars only.
     """
     from sweepctl.metrics import cache, events
 
     log_dirs = {n: backend.log_dir(sweep, n) for n in names}
     if image_tag:
         return events.read_runs(log_dirs, tags, image_tag=image_tag)[0]
-    where = cache.cache_file(backend.sweep_dir(sweep) / "cache", tags)
+    where = cache.cache_file(backend.state_dir / "cache" / sweep, tags)
     previous = cache.load(where, tags)
     runs, reads = events.read_runs(log_dirs, tags, previous=previous)
     if reads != previous:

@@ -20,7 +20,7 @@ def status_json(sweepctl, *args: object) -> list[dict]:
 def test_status_reads_each_event_file_once_and_then_only_what_was_appended(sweepctl, sweep_here: Path) -> None:
     sweep_dir = sweep_here.parent / ".sweepctl" / "sweeps" / SWEEP
     first = status_json(sweepctl, sweep_here)
-    (cache,) = (sweep_dir / "cache").glob("events-*.json")
+    (cache,) = (sweep_here.parent / ".sweepctl" / "cache" / SWEEP).glob("events-*.json")
     assert status_json(sweepctl, sweep_here) == first
 
     # The worst trial goes on training: its file grows by a record with a better loss at a later step.
@@ -39,6 +39,6 @@ def test_status_reads_each_event_file_once_and_then_only_what_was_appended(sweep
     assert {r["name"]: r["metric"] for r in status_json(sweepctl, sweep_here)} == \
         {n: r["metric"] for n, r in rows.items()}
     json.loads(cache.read_text())
-    shutil.rmtree(sweep_dir / "cache")
+    shutil.rmtree(cache.parent)
     assert status_json(sweepctl, sweep_here) == list(rows.values())
 
