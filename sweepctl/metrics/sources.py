@@ -19,8 +19,12 @@ __all__ = ["read_metrics", "sweep_status"]
 
 
 def read_metrics(backend: Backend, sweep: str, names: Collection[str], tags: Collection[str], *,
-                 tensorboard_url: str | None = None, image_tag: str | None = None) -> dict[str, RunData]:
-    """Each named trial's series of `tags` (and latest `image_tag` picture), by trial name."""
+                 tensorboard_url: str | None = None, image_tag: str | None = None,
+                 required: bool = True) -> dict[str, RunData]:
+    """Each named trial's series of `tags` (and latest `image_tag` picture), by trial name.
+
+    With required=False, a TensorBoard that cannot be reached (still starting,
+    say) leaves every trial without a metric instead of failing."""
     if backend.name == "local":
         return _read_local(backend, sweep, names, tags, image_tag=image_tag)
     from sweepctl.metrics import tensorboard
@@ -29,7 +33,7 @@ def read_metrics(backend: Backend, sweep: str, names: Collection[str], tags: Col
         fetch, where = tensorboard.url_fetch(tensorboard_url), tensorboard_url
     else:
         fetch, where = _proxy_fetch(backend, sweep)
-    return tensorboard.read_runs(fetch, names, tags, where=where, image_tag=image_tag)
+    return tensorboard.read_runs(fetch, names, tags, where=where, image_tag=image_tag, required=required)
 
 
 def _read_local(backend: Any, sweep: str, names: Collection[str], tags: Collection[str], *,
@@ -72,11 +76,16 @@ def _proxy_fetch(backend: Any, sweep: str) -> tuple[Any, str]:
 
 
 def sweep_status(backend: Backend, sweep: str, *, metric: str, goal: str, strategy: str, keep: int,
-                 tensorboard_url: str | None = None, observed: Observed | None = None) -> SweepStatus:
-    """Observe the sweep, read its live trials' metric, and rank them."""
+                 tensorboard_url: str | None = None, observed: Observed | None = None,
+                 metrics_required: bool = True) -> SweepStatus:
+    """Observe the sweep, read its live trials' metric, and rank them.
+
+    `status` shows states even while the sweep's TensorBoard starts
+    (metrics_required=False); prune must not rank trials it cannot score."""
     observed = observed or backend.observe(sweep)
     names = [o.name for o in observed.objects if TRIAL in o.labels]
-    runs = read_metrics(backend, sweep, names, [metric], tensorboard_url=tensorboard_url) if names else {}
+    runs = read_metrics(backend, sweep, names, [metric], tensorboard_url=tensorboard_url,
+                        required=metrics_required) if names else {}
     return build_status(sweep=sweep, backend=backend.name, target=backend.target, metric=metric, goal=goal,
                         strategy=strategy, keep=keep, observed=observed,
                         series={n: r.scalars[metric] for n, r in runs.items()})

@@ -57,15 +57,19 @@ def _json(fetch: Fetch, path: str, query: list[tuple[str, str]]) -> Any:
 
 
 def read_runs(fetch: Fetch, names: Collection[str], tags: Collection[str], *, where: str,
-              image_tag: str | None = None, workers: int = 16) -> dict[str, RunData]:
+              image_tag: str | None = None, workers: int = 16, required: bool = True) -> dict[str, RunData]:
     """The trials' series (and latest images) as TensorBoard serves them.
 
-    TensorBoard being unreachable is an error; a trial it does not know, or one
+    TensorBoard being unreachable is an error, unless not `required`: then
+    every trial has no metric, with why. A trial it does not know, or one
     whose series cannot be read, only has no metric.
     """
     try:
         available: dict[str, dict[str, Any]] = _json(fetch, "data/plugin/scalars/tags", [])
     except (FetchError, ValueError) as err:
+        if not required:
+            why = f"TensorBoard not reachable yet ({err})"
+            return {n: RunData(scalars={t: Series(error=why) for t in tags}, error=why) for n in names}
         raise SweepctlError(
             f"cannot read the sweep's TensorBoard at {where}: {err}",
             hint="is its Deployment ready? Or port-forward to it and pass --tensorboard-url http://localhost:6006/",

@@ -42,9 +42,18 @@ def test_prune_deletes_exactly_the_right_tfjobs_and_records_them(
     assert all(r["state"] == "Pending" and r["metric"] > 0 for r in rows)
     best = rows[0]["name"]
 
-    # Without --tensorboard-url: the API server's proxy, to a TensorBoard that has no pod here.
-    res = sweepctl("status", spec)
+    # Without --tensorboard-url: the API server's proxy, to a TensorBoard that has no pod here
+    # (as while it starts). status still shows every trial's state, and why it has no metric;
+    # prune refuses, since it cannot rank, and deletes nothing.
+    res = sweepctl("status", spec, "-o", "json")
+    assert res.exit_code == 0, res.output
+    rows_now = json.loads(res.stdout)
+    assert sorted(r["name"] for r in rows_now) == sorted(before)
+    assert all(r["state"] == "Pending" and r["metric"] is None for r in rows_now)
+    assert all("TensorBoard not reachable yet" in r["note"] and "no endpoints" in r["note"] for r in rows_now)
+    res = sweepctl("prune", spec, "--keep", "best=1", "--auto-approve")
     assert res.exit_code == 1 and "cannot read the sweep's TensorBoard" in res.stderr and "Traceback" not in res.output
+    assert tfjobs(control_plane, namespace) == before
 
     res = sweepctl("prune", spec, "--keep", "best=1", "--tensorboard-url", tensorboard_on, "--auto-approve")
     assert res.exit_code == 0, res.output
