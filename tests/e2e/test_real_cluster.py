@@ -172,10 +172,9 @@ def test_a_trial_that_fails_by_itself_is_not_retried(full_cluster: FullCluster, 
 
     plan = json_out(sweepctl("plan", spec, "-n", ns, "-o", "json"))
     assert [t["state"] for t in plan["unchanged"]] == ["Failed"]
-    # Its TensorBoard may still be starting (no endpoints yet): status says so and fails until it is up.
-    status = wait_for("the TensorBoard to serve", lambda: (r := sweepctl("status", spec, "-n", ns, "-o", "json"))
-                      .exit_code == 0 and r, 120, 2)
-    assert [r["state"] for r in json.loads(status.stdout)] == ["Failed"]
+    # Its TensorBoard may still be starting: status shows the state all the same.
+    rows = json_out(sweepctl("status", spec, "-n", ns, "-o", "json"))
+    assert [r["state"] for r in rows] == ["Failed"]
 
     # apply --replace runs it again: a new TFJob and a new pod that ran.
     assert sweepctl("apply", spec, "-n", ns, "--replace", name, "--auto-approve").exit_code == 0
@@ -279,10 +278,9 @@ def test_the_readme_role_is_enough_for_every_command(full_cluster: FullCluster, 
 
     def scored() -> list[dict] | None:
         result = sweepctl("status", spec, *as_user, "-o", "json")
-        if "no endpoints available" in result.output:
-            return None  # its TensorBoard is still starting
         assert result.exit_code == 0, result.output
         rows = json.loads(result.stdout)
+        assert not any("403" in (r.get("note") or "") for r in rows), rows  # the Role lets status through
         return rows if all(r["metric"] is not None for r in rows) else None
 
     wait_for("status as the restricted user", scored, 120, 2)
