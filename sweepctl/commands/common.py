@@ -19,7 +19,8 @@ from sweepctl.core.manifests import local_trial, tensorboard_deployment, tensorb
 from sweepctl.core.plan import Plan, compute_plan, with_specs
 from sweepctl.core.schema import DEFAULT_MAX_TRIALS
 from sweepctl.core.spec import Spec, load_spec
-from sweepctl.core.trials import expand
+from sweepctl.core.search import with_search
+from sweepctl.core.trials import Trial, expand
 
 __all__ = [
     "Access",
@@ -95,17 +96,29 @@ def make_plan(
     """
     from concurrent.futures import ThreadPoolExecutor
 
+    ns = backend.namespace
+    on_cluster = backend.name == "kubernetes"
+
+    def render(trials: list[Trial]) -> dict[str, Any]:
+        return {t.name: tfjob(spec, t, namespace=ns) if on_cluster else local_trial(spec, t) for t in trials}
+
+    selection = None
     with ThreadPoolExecutor(max_workers=1) as pool:
         observing = pool.submit(backend.observe, spec.name)
-        trials = expand(spec)
-        ns = backend.namespace
-        on_cluster = backend.name == "kubernetes"
-        desired = {t.name: tfjob(spec, t, namespace=ns) if on_cluster else local_trial(spec, t) for t in trials}
+        grid = spec.search.algorithm == "grid"
+        trials = expand(spec) if grid else []
+        desired = render(trials)
         observed = observing.result()
+    if not grid:  # random and TPE trials depend on what the sweep has
+        from sweepctl.metrics.history import select_trials
+
+        selection = select_trials(spec, backend, observed)
+        trials = list(selection.trials)
+        desired = render(trials)
     # Maybe drifted: the diff needs their live specs.
     observed = with_specs(desired, trials, observed,
                           lambda names: backend.specs(spec.name, names))  # type: ignore[attr-defined]
-    return compute_plan(
+    plan = compute_plan(
         sweep=spec.name,
         namespace=ns,
         backend=backend.name,
@@ -123,6 +136,7 @@ def make_plan(
         spec_path=os.path.abspath(spec.source),
         revive=revive,
     )
+    return with_search(plan, selection) if selection else plan
 
 
 def _write_atomically(path: Path, data: bytes) -> None:
@@ -182,8 +196,15 @@ def check_fresh(plan: Plan, backend: Backend) -> None:
             f"the saved plan was made for {plan.target}, not {backend.target}",
             hint="use the same --context/--namespace/--state-dir as the plan, or plan again",
         )
-    if fingerprint(backend.observe(plan.sweep)) != plan.fingerprint:
+    observed = backend.observe(plan.sweep)
+    if fingerprint(observed) != plan.fingerprint:
         raise _stale(f"sweep {plan.sweep} changed in {plan.target} since the plan was made")
+    if plan.history:  # TPE proposed from the trials' values: new values, other proposals
+        from sweepctl.metrics.history import history_digest
+
+        if history_digest(spec_of(plan), backend, observed) != plan.history:
+            raise _stale(f"the history of sweep {plan.sweep} (its trials' states and objective values) changed "
+                         "since the plan was made, and TPE proposes from it")
 
 
 def _stale(why: str) -> SweepctlError:

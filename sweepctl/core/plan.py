@@ -120,6 +120,11 @@ class Plan:
     spec_path: str | None = None
     destroy: bool = False
     prune: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    # Random and TPE search (core.search): the budget as it stands, and the
+    # digest of the history TPE proposed from; a saved plan whose history
+    # changed is stale.
+    search: Mapping[str, Any] = field(default_factory=dict)
+    history: str = ""
 
     def _trials(self, *actions: Action) -> list[Change]:
         return [c for c in self.trials if c.action in actions]

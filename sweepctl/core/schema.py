@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from sweepctl import __version__
+from sweepctl.core.searchschema import EARLY_STOPPING, RANGE, SEARCH
 
 __all__ = ["SCHEMA", "SCHEMA_ID", "DNS1035_SWEEP", "DEFAULT_MAX_TRIALS"]
 
@@ -150,13 +151,21 @@ SCHEMA: dict[str, Any] = {
             "additionalProperties": _SCALAR,
             "default": {},
         },
+        "search": SEARCH,
+        "earlyStopping": EARLY_STOPPING,
         "hyperParamValues": {
             "description": "Hyperparameter name (camelCase, becomes --kebab-case) to the list "
-            "of values to try. The sweep is the grid of all combinations.",
+            "of values to try, or (random and tpe search) a range {min, max, scale, type}. "
+            "A grid search tries every combination of the lists.",
             "type": "object",
             "minProperties": 1,
             "propertyNames": {"pattern": HYPERPARAM_NAME},
-            "additionalProperties": {"type": "array", "minItems": 1, "uniqueItems": True, "items": _SCALAR},
+            "additionalProperties": {
+                "type": ["array", "object"],
+                "if": {"type": "object"},
+                "then": RANGE,
+                "else": {"minItems": 1, "uniqueItems": True, "items": _SCALAR},
+            },
         },
     },
 }

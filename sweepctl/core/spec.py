@@ -19,6 +19,7 @@ import yaml
 
 from sweepctl.core.diagnostics import Diagnostic, SpecError, did_you_mean
 from sweepctl.core.schema import DEFAULT_MAX_TRIALS, SCHEMA
+from sweepctl.core.space import EarlyStopping, Range, Search, parse_early_stopping, parse_range, parse_search, space_diagnostics
 
 __all__ = ["Scalar", "HyperParam", "Spec", "load_spec", "canonical_value", "flag_name", "value_key"]
 
@@ -28,11 +29,12 @@ Path = tuple[str | int, ...]
 
 @dataclass(frozen=True, kw_only=True)
 class HyperParam:
-    """One swept hyperparameter and its values, in the order the spec lists them."""
+    """One swept hyperparameter and its values, in the order the spec lists them, or its range."""
 
     name: str
     values: tuple[Scalar, ...]
     default: Scalar | None = None
+    range: Range | None = None  # random and tpe search only; `values` is then empty
 
     @property
     def flag(self) -> str:
@@ -63,6 +65,8 @@ class Spec:
     hyper_params: tuple[HyperParam, ...]
     source: str = "<spec>"
     digest: str = field(default="", compare=False)
+    search: Search = field(default_factory=Search)
+    early_stopping: EarlyStopping | None = None
 
     @property
     def grid_size(self) -> int:
@@ -306,6 +310,8 @@ def _semantic_diagnostics(doc: _Document, filename: str, max_trials: int) -> Ite
     data = doc.data
     grid = data["hyperParamValues"]
     for name, values in grid.items():
+        if not isinstance(values, list):
+            continue  # a range: space_diagnostics checks it
         seen: dict[tuple[str, Scalar], int] = {}
         for i, value in enumerate(values):
             if not isinstance(value, bool | int | float | str):
@@ -340,8 +346,10 @@ def _semantic_diagnostics(doc: _Document, filename: str, max_trials: int) -> Ite
             "TensorBoard has no authentication: list the CIDRs allowed to reach it "
             "(write 0.0.0.0/0 only if you mean the whole internet), or use ClusterIP",
         )
+    yield from space_diagnostics(data, lambda path, message, hint: _at(
+        filename, doc.values.get(path), message, hint), max_trials=max_trials)
     size = math.prod(len(v) for v in grid.values())
-    if size > max_trials:
+    if (data.get("search") or {}).get("algorithm", "grid") == "grid" and size > max_trials:
         sizes = " x ".join(str(len(v)) for v in grid.values())
         yield _at(
             filename,
@@ -356,9 +364,10 @@ def _grid_is_well_typed(data: dict[str, Any]) -> bool:
     grid, defaults, tensorboard = data.get("hyperParamValues"), data.get("defaults", {}), data.get("tensorboard", {})
     return (
         isinstance(grid, dict)
-        and all(isinstance(v, list) for v in grid.values())
+        and all(isinstance(v, list | dict) for v in grid.values())
         and isinstance(defaults, dict)
         and isinstance(tensorboard, dict)
+        and isinstance(data.get("search", {}), dict)
     )
 
 
@@ -393,6 +402,8 @@ def load_spec(text: str, *, filename: str = "<spec>", max_trials: int = DEFAULT_
     data = _with_defaults(SCHEMA, doc.data)
     defaults = {k: canonical_value(v) for k, v in data["defaults"].items()}
     hyper_params = tuple(
+        HyperParam(name=name, values=(), default=defaults.get(name), range=parse_range(values))
+        if isinstance(values, dict) else
         HyperParam(name=name, values=tuple(canonical_value(v) for v in values), default=defaults.get(name))
         for name, values in data["hyperParamValues"].items()
     )
@@ -403,7 +414,8 @@ def load_spec(text: str, *, filename: str = "<spec>", max_trials: int = DEFAULT_
         data["objective"],
         data["local"],
     )
-    normalised = {**data, "hyperParamValues": {hp.name: list(hp.values) for hp in hyper_params}, "defaults": defaults}
+    normalised = {**data, "defaults": defaults, "hyperParamValues": {
+        hp.name: hp.range.describe() if hp.range else list(hp.values) for hp in hyper_params}}
     digest = hashlib.sha256(json.dumps(normalised, sort_keys=True).encode()).hexdigest()
     return Spec(
         name=data["name"],
@@ -426,4 +438,6 @@ def load_spec(text: str, *, filename: str = "<spec>", max_trials: int = DEFAULT_
         hyper_params=hyper_params,
         source=filename,
         digest=digest,
+        search=parse_search(data["search"]),
+        early_stopping=parse_early_stopping(data["earlyStopping"]),
     )

@@ -111,6 +111,7 @@ class HumanView:
         if not plan.has_changes and not plan.drifted:
             self._unchanged(plan)
             out.print(f"\n[bold green]No changes.[/] Sweep [bold]{escape(plan.sweep)}[/] matches its spec ({escape(where)}).")
+            self._search(plan)
             return
         verb = "destroy" if plan.destroy else "perform the following actions on"
         out.print(f"sweepctl will {verb} sweep [bold]{escape(plan.sweep)}[/] ({escape(where)}):\n")
@@ -146,11 +147,20 @@ class HumanView:
                     out.print(Text(f"        {d}", style="yellow"))
         s = plan.summary
         out.print(f"\n[bold]Plan:[/] {s['add']} to add, {s['change']} to change, {s['destroy']} to destroy.")
+        self._search(plan)
         if not plan.has_changes:
             out.print("No changes to apply: drifted trials are left alone.")
         if saved_to:
             out.print(f"\nSaved the plan to [bold]{escape(saved_to)}[/]. To apply exactly these actions, run: "
                       f"[bold]sweepctl apply[/]" + ("" if saved_to.endswith("plan.json") else f" {escape(saved_to)}"))
+
+    def _search(self, plan: Plan) -> None:
+        """The budget of a random or TPE search, after the plan's proposals."""
+        s = plan.search
+        if s:
+            running = f" ({s['unfinished']} unfinished)" if s["unfinished"] else ""
+            self.out.print(f"[bold]Search:[/] {s['algorithm']}, budget {s['budget']}: {s['started']} started{running}, "
+                           f"{s['proposed']} proposed now, {s['left']} left.")
 
     def _unchanged(self, plan: Plan) -> None:
         unchanged = plan.unchanged

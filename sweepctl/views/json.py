@@ -49,6 +49,7 @@ def plan_to_json(plan: Plan) -> dict[str, Any]:
         ],
         "summary": plan.summary,
         "changes": plan.has_changes,
+        **({"search": dict(plan.search)} if plan.search else {}),
     }
 
 
