@@ -66,6 +66,10 @@ ReplaceDriftedOpt = Annotated[bool, typer.Option("--replace-drifted", help="Recr
 AutoApproveOpt = Annotated[bool, typer.Option("--auto-approve", help="Skip the confirmation.")]
 
 
+class Rule(str, Enum):
+    median = "median"
+
+
 class Strategy(str, Enum):
     min = "min"
     max = "max"
@@ -167,11 +171,15 @@ def apply(
         typer.Option("--revive", metavar="TRIAL", help="Bring back this pruned trial (name or id); repeatable. "
                      "Without a spec, the last plan's or apply's spec is used.", show_default=False),
     ] = None,
+    wait: Annotated[bool, typer.Option("--wait", help="With a SPEC: keep applying (next proposals, early stops) "
+                                       "until the budget is spent and every trial finished. Rerun to continue.")]
+    = False,
+    interval: Annotated[float, typer.Option("--interval", min=0.5, help="--wait: seconds between checks.")] = 5.0,
 ) -> None:
     """Create and delete exactly what the plan says; finished trials are never restarted."""
     _run(output, "apply", target=target, access=_access(backend, context, namespace, state_dir),
          auto_approve=auto_approve, max_trials=max_trials, replace=replace or [], replace_drifted=replace_drifted,
-         revive=revive or [])
+         revive=revive or [], wait=wait, interval=interval)
 
 
 @app.command()
@@ -229,8 +237,11 @@ def status(
 
 @app.command()
 def prune(
-    keep: Annotated[str, typer.Option("--keep", metavar="best=K", help="Keep the best K trials; delete the rest.",
-                                      show_default=False)],
+    keep: Annotated[str | None, typer.Option("--keep", metavar="best=K",
+                                             help="Keep the best K trials; delete the rest.", show_default=False)] = None,
+    rule: Annotated[Rule | None, typer.Option("--rule", help="Instead of --keep: stop the unfinished trials that this "
+                                              "early-stopping rule stops now (settings: the spec's earlyStopping).",
+                                              show_default=False)] = None,
     spec: OptionalSpecArg = None,
     sweep: SweepOpt = None,
     include_unscored: Annotated[
@@ -248,7 +259,7 @@ def prune(
 ) -> None:
     """Keep the best K trials by the objective and delete the others, running ones included; they stay pruned."""
     _run(output, "prune", spec_path=spec, sweep=sweep, access=_access(backend, context, namespace, state_dir),
-         keep=keep, strategy=strategy.value if strategy else None, include_unscored=include_unscored,
+         keep=keep, rule=rule.value if rule else None, strategy=strategy.value if strategy else None, include_unscored=include_unscored,
          auto_approve=auto_approve, dry_run=dry_run, tensorboard_url=tensorboard_url)
 
 

@@ -28,7 +28,16 @@ __all__ = ["run", "execute"]
 
 
 def run(view: View, *, target: Path | None, access: Access, auto_approve: bool, max_trials: int,
-        replace: list[str], replace_drifted: bool, revive: Sequence[str] = ()) -> int:
+        replace: list[str], replace_drifted: bool, revive: Sequence[str] = (), wait: bool = False,
+        interval: float = 5.0) -> int:
+    if wait:
+        if target is None or is_saved_plan(target) or replace or replace_drifted or revive:
+            raise SweepctlError("--wait plans and applies again and again from a spec, without other flags",
+                                hint="sweepctl apply SPEC --wait")
+        from sweepctl.commands import converge
+
+        return converge.run(view, spec_path=target, access=access, auto_approve=auto_approve,
+                            max_trials=max_trials, interval=interval)
     if target is None and revive:
         # Bring back a pruned trial of the last plan's or apply's sweep: plan afresh from its spec.
         last = last_sweep()

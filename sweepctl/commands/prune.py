@@ -1,4 +1,4 @@
-"""`sweepctl prune --keep best=K [SPEC]`: keep the best K trials by the objective, delete the rest.
+"""`sweepctl prune --keep best=K | --rule median [SPEC]`: keep the best K trials, or stop by the median rule.
 
 The deletes go through the backend's apply, as any plan's do (uid
 preconditions, concurrency, progress); the plan also carries the pruned trials'
@@ -12,23 +12,36 @@ import time
 from pathlib import Path
 
 from sweepctl.commands.apply import execute
-from sweepctl.commands.common import Access, find_sweep, require_sweep
+from dataclasses import replace
+
+from sweepctl.commands.common import Access, SweepTarget, find_sweep, require_sweep
+from sweepctl.commands.stopping import apply_rule
+from sweepctl.core.space import EarlyStopping
 from sweepctl.core.diagnostics import SweepctlError
-from sweepctl.core.plan import Action, Change, Plan, fingerprint
-from sweepctl.metrics.ranking import default_strategy, parse_keep, pruned_record, select_for_prune
+from sweepctl.core.plan import Action, Change, Observed, Plan, fingerprint
+from sweepctl.metrics.ranking import PruneSelection, default_strategy, parse_keep, pruned_record, select_for_prune
 from sweepctl.metrics.sources import sweep_status
 from sweepctl.views import View
 
 __all__ = ["run"]
 
 
-def run(view: View, *, spec_path: Path | None, sweep: str | None, access: Access, keep: str, strategy: str | None,
-        include_unscored: bool, auto_approve: bool, dry_run: bool, tensorboard_url: str | None) -> int:
-    k = parse_keep(keep)
+def run(view: View, *, spec_path: Path | None, sweep: str | None, access: Access, keep: str | None,
+        strategy: str | None, include_unscored: bool, auto_approve: bool, dry_run: bool, tensorboard_url: str | None,
+        rule: str | None = None) -> int:
+    if (keep is None) == (rule is None):
+        raise SweepctlError("prune needs exactly one of --keep best=K and --rule median",
+                            hint="--keep best=3 keeps the 3 best trials; --rule median stops the trials that the "
+                            "median rule stops (settings from the spec's earlyStopping)")
     target = find_sweep(spec_path, sweep, access)
     backend = target.backend
     observed = backend.observe(target.sweep)
     require_sweep(target, observed)
+    if rule is not None:
+        return _by_rule(view, target, observed, auto_approve=auto_approve, dry_run=dry_run,
+                        tensorboard_url=tensorboard_url)
+    assert keep is not None
+    k = parse_keep(keep)
     status = sweep_status(backend, target.sweep, metric=target.metric, goal=target.goal,
                           strategy=strategy or default_strategy(target.goal), keep=k,
                           tensorboard_url=tensorboard_url, observed=observed)
@@ -48,3 +61,24 @@ def run(view: View, *, spec_path: Path | None, sweep: str | None, access: Access
     if not auto_approve and not view.confirm(plan, f"Do you want to delete these {len(selection.delete)} trials?"):
         raise SweepctlError("Prune cancelled.", hint="nothing was changed")
     return execute(view, plan, backend)
+
+
+def _by_rule(view: View, target: SweepTarget, observed: Observed, *, auto_approve: bool, dry_run: bool,
+             tensorboard_url: str | None) -> int:
+    """Apply the median rule once: stop (prune, with the reason) the unfinished trials it stops."""
+    rule = (target.spec.early_stopping if target.spec else None) or EarlyStopping()
+    outcome = apply_rule(sweep=target.sweep, backend=target.backend, spec=target.spec, metric=target.metric,
+                         goal=target.goal, rule=rule, observed=observed, tensorboard_url=tensorboard_url)
+    reasons = {s.name: s.reason(target.metric) for s in outcome.stops}
+    live = outcome.status.live
+    selection = PruneSelection(
+        status=outcome.status, keep=tuple(t for t in live if t.name not in reasons),
+        delete=tuple(replace(t, note=reasons[t.name]) for t in live if t.name in reasons), unscored_kept=(),
+        include_unscored=False,
+        rule=f"the median rule (afterStep {rule.after_step}, minTrials {rule.min_trials})")
+    view.prune_plan(selection, dry_run=dry_run)
+    if dry_run or outcome.plan is None:
+        return 0
+    if not auto_approve and not view.confirm(outcome.plan, f"Do you want to stop these {len(outcome.stops)} trials?"):
+        raise SweepctlError("Prune cancelled.", hint="nothing was changed")
+    return execute(view, outcome.plan, target.backend)

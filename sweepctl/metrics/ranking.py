@@ -93,6 +93,7 @@ class PruneSelection:
     delete: tuple[TrialStatus, ...]
     unscored_kept: tuple[TrialStatus, ...]
     include_unscored: bool
+    rule: str | None = None  # `prune --rule median`: the rule's settings, in words; notes say why each stops
 
 
 def default_strategy(goal: str) -> str:
@@ -149,7 +150,8 @@ def build_status(*, sweep: str, backend: str, target: str, metric: str, goal: st
     live = {t.name for t in rows}
     pruned = [
         TrialStatus(name=name, params=rec.get("params") or {}, state=PRUNED, trial_id=rec.get("id"),
-                    step=rec.get("step"), latest=rec.get("latest"), best=rec.get("best"), metric=rec.get("metric"))
+                    step=rec.get("step"), latest=rec.get("latest"), best=rec.get("best"), metric=rec.get("metric"),
+                    note=rec.get("reason"))
         for name, rec in sorted(observed.pruned.items())
         if name not in live
     ]

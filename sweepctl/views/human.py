@@ -252,7 +252,8 @@ class HumanView:
             table.append(cell(row[1], 1), style="dim" if dim else "bold" if t.top else "")
             table.append("  " + cell(row[2], 2) + "  ", style="dim")
             table.append(cell(row[3], 3), style=_STATE_STYLE.get(t.state, ""))
-            table.append("  " + "  ".join(cell(row[i], i) for i in (4, 5, 6)) + "\n", style="dim" if dim else "")
+            table.append("  " + "  ".join(cell(row[i], i) for i in (4, 5, 6)), style="dim" if dim else "")
+            table.append(f"  {t.note}\n" if dim and t.note else "\n", style="dim italic")
         table.rstrip()
         self.out.print(title)
         self.out.print(table)
@@ -281,14 +282,18 @@ class HumanView:
                 text.append(f"  {note}", style="italic")
             return text
 
-        out.print(f"sweepctl will prune sweep [bold]{escape(s.sweep)}[/] ({escape(s.backend)}: {escape(s.target)}),"
-                  f" keeping the best {s.keep} by {escape(s.metric)} ({s.goal}, strategy {s.strategy}):\n")
+        if selection.rule:
+            out.print(f"sweepctl will stop trials of sweep [bold]{escape(s.sweep)}[/] ({escape(s.backend)}: "
+                      f"{escape(s.target)}) by {escape(selection.rule)}, on {escape(s.metric)} ({s.goal}):\n")
+        else:
+            out.print(f"sweepctl will prune sweep [bold]{escape(s.sweep)}[/] ({escape(s.backend)}: {escape(s.target)}),"
+                      f" keeping the best {s.keep} by {escape(s.metric)} ({s.goal}, strategy {s.strategy}):\n")
         for t in selection.keep:
-            out.print(line(STAR, "green", t, "keep"))
+            out.print(line(STAR if not selection.rule else "", "green", t, "keep"))
         for t in selection.unscored_kept:
             out.print(line("?", "yellow", t, f"keep: no metric yet ({t.note or 'none'}); --include-unscored deletes it"))
         for t in selection.delete:
-            note = "delete: no metric yet" if t.metric is None else "delete"
+            note = "delete: no metric yet" if t.metric is None else t.note or "delete"
             out.print(line("-", "red", t, note + (" (running: stops it)" if t.state == "Running" else "")))
         out.print(f"\n[bold]Prune:[/] {len(selection.keep) + len(selection.unscored_kept)} to keep, "
                   f"{len(selection.delete)} to delete. Pruned trials are recorded: plans never re-add them "

@@ -1,0 +1,150 @@
+"""`sweepctl apply SPEC --wait`: keep the sweep converging until its budget is spent and every trial finished.
+
+The loop is plan, apply, wait, again: each round plans afresh from what the
+sweep has (so TPE proposes from the latest history), and applies the plan
+without asking. Beside it, a watcher applies the spec's early-stopping rule and
+reports progress. Nothing is kept in memory that the sweep does not hold, so an
+interrupted run is continued by running the command again.
+
+On the local backend an apply runs its trials to the end, so the next round's
+proposals wait for the round's trials (those stopped early end early); on
+Kubernetes an apply only creates TFJobs, and a round starts whenever a trial
+finishes or is stopped.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+from sweepctl.backends.base import Backend, RunningTrial
+from sweepctl.commands.common import Access, backend_for, make_plan, read_spec, remember_sweep
+from sweepctl.commands.stopping import apply_rule
+from sweepctl.core.diagnostics import SweepctlError
+from sweepctl.core.plan import Change, Plan
+from sweepctl.core.search import FINISHED
+from sweepctl.core.spec import Spec
+from sweepctl.metrics.ranking import SweepStatus, default_strategy
+from sweepctl.metrics.sources import sweep_status
+from sweepctl.views import View
+
+__all__ = ["run"]
+
+_STUCK_ROUNDS = 3  # rounds that planned the same changes and made no progress before giving up
+
+
+class _Quiet:
+    """Progress of the rounds' applies: the watcher's lines say what matters."""
+
+    def done(self, change: Change, error: str | None) -> None:
+        pass
+
+    def running(self, trials: Sequence[RunningTrial], *, finished: int, queued: int) -> None:
+        pass
+
+
+def run(view: View, *, spec_path: Path, access: Access, auto_approve: bool, max_trials: int, interval: float,
+        tensorboard_url: str | None = None) -> int:
+    spec = read_spec(spec_path, max_trials=max_trials)
+    backend = backend_for(spec, access)
+    plan = make_plan(spec, backend)
+    view.plan(plan)
+    if plan.has_changes and not auto_approve and not view.confirm(
+            plan, "Do you want to perform these actions, and keep applying the next ones until the sweep is done?"):
+        raise SweepctlError("Apply cancelled.", hint="nothing was changed")
+    watcher = _Watcher(spec, backend_for(spec, access), view, interval, tensorboard_url)
+    watcher.start()
+    try:
+        _converge(spec, backend, plan, interval)
+    finally:
+        watcher.stop()
+    status = _status(spec, backend, tensorboard_url)
+    view.status(status)
+    view.message(f"Sweep {spec.name} is done: {_summary(spec, status)}.")
+    return 0
+
+
+def _converge(spec: Spec, backend: Backend, plan: Plan, interval: float) -> None:
+    """Apply plans until one has no changes and no trial is unfinished."""
+    stuck, last = 0, None
+    while True:
+        if plan.has_changes:
+            changes = sorted((c.action.value, c.name) for c in plan.trials if c.action.value != " ")
+            remember_sweep(plan)
+            result = backend.apply(plan, progress=_Quiet())
+            progressed = result.added or result.changed or result.destroyed or result.removed
+            stuck = 0 if progressed or changes != last else stuck + 1
+            if stuck >= _STUCK_ROUNDS:
+                raise SweepctlError(f"apply made no progress in {_STUCK_ROUNDS} rounds: "
+                                    + "; ".join(f"{k}: {v}" for k, v in sorted(result.errors.items())[:3]),
+                                    hint="fix the errors, then run the same command again: it continues")
+            last = changes
+        elif not any(o.state not in FINISHED for o in backend.observe(spec.name).objects):
+            return
+        else:
+            time.sleep(interval)
+        plan = make_plan(spec, backend)
+
+
+def _status(spec: Spec, backend: Backend, tensorboard_url: str | None) -> SweepStatus:
+    return sweep_status(backend, spec.name, metric=spec.metric, goal=spec.goal, strategy=default_strategy(spec.goal),
+                        keep=3, tensorboard_url=tensorboard_url)
+
+
+def _summary(spec: Spec, status: SweepStatus) -> str:
+    """Best so far, trials finished, stopped and running, and what is left of the budget."""
+    ranked = [t for t in status.trials if t.rank == 1]
+    best = (f"best {status.metric} {ranked[0].metric:.4g} ({ranked[0].name})" if ranked
+            else f"no {status.metric} yet")
+    live = status.live
+    finished = sum(t.state in FINISHED for t in live)
+    running = len(live) - finished
+    stopped = len(status.trials) - len(live)
+    budget = spec.search.trials if spec.search.algorithm != "grid" else spec.grid_size
+    left = max(0, (budget or 0) - len(status.trials))
+    return (f"{best}; {finished} finished, {stopped} stopped, {running} running or queued, "
+            f"{left} left in the budget of {budget}")
+
+
+class _Watcher:
+    """Beside the rounds: stop trials by the spec's rule, and say how the sweep stands when that changes."""
+
+    def __init__(self, spec: Spec, backend: Backend, view: View, interval: float, tensorboard_url: str | None):
+        self.spec, self.backend, self.view = spec, backend, view
+        self.interval, self.tensorboard_url = interval, tensorboard_url
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="sweepctl-watcher", daemon=True)
+        self._said = ""
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=30)
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self.interval):
+            try:
+                self.check()
+            except SweepctlError as err:
+                self.view.message(f"(watcher: {err})")
+            except Exception as err:  # noqa: BLE001 - a failed check is retried next time, never fatal
+                self.view.message(f"(watcher: {err.__class__.__name__}: {err})")
+
+    def check(self) -> None:
+        spec, backend = self.spec, self.backend
+        observed = backend.observe(spec.name)
+        if spec.early_stopping is not None:
+            outcome = apply_rule(sweep=spec.name, backend=backend, spec=spec, metric=spec.metric, goal=spec.goal,
+                                 rule=spec.early_stopping, observed=observed, tensorboard_url=self.tensorboard_url)
+            if outcome.plan is not None:
+                backend.apply(outcome.plan, progress=_Quiet())
+                for stop in outcome.stops:
+                    self.view.message(f"{time.strftime('%H:%M:%S')} {stop.name}: {stop.reason(spec.metric)}")
+        summary = _summary(spec, _status(spec, backend, self.tensorboard_url))
+        if summary != self._said:
+            self._said = summary
+            self.view.message(f"{time.strftime('%H:%M:%S')} {summary}")
