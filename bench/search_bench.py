@@ -1,0 +1,168 @@
+"""Benchmark of search (issue 11): grid, random, TPE and TPE with median early stopping.
+
+Each sweep runs on the local backend with `sweepctl apply SPEC --wait`, on the picture
+given with --image, at --size (100) with the default recipe (--epochs 300 unless told),
+in the space learningRate 1e-4 to 0.1 (log) and hiddenLayers 3 to 9:
+
+- grid: the lab's 3x3 grid (learningRate 0.001, 0.01, 0.1 x hiddenLayers 5, 6, 7);
+- random: 24 trials; tpe: 24 trials; tpe-median: 24 trials with earlyStopping median.
+
+For every --seeds value S the trainer gets --seed S and the search seed S. Per sweep it
+reports the best PSNR (the objective, maximized: the best summary point of any trial) and
+its total trial-seconds: a finished trial's `wall_seconds` from its metrics.json (process
+start to end, TensorFlow's import included); a stopped trial's span from its first to its
+last event, plus the median start-up overhead of the sweep's finished trials (their
+wall_seconds less that span), since a killed trainer writes no metrics.json.
+
+Usage: python bench/search_bench.py --image PATH [--seeds 0 1 2] [--epochs 300]
+       [--configs grid random tpe tpe-median] [--parallel 2] [--out bench/search-results.json]
+Results are appended to --out as they come, and a sweep already there is not run again, so
+the same command continues an interrupted run. --markdown prints the table for RESULTS.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+SPACE = {"learningRate": {"min": 1.0e-4, "max": 0.1, "scale": "log"}, "hiddenLayers": {"min": 3, "max": 9, "type": "int"}}
+GRID = {"learningRate": [0.001, 0.01, 0.1], "hiddenLayers": [5, 6, 7]}
+
+
+def spec_for(config: str, seed: int, args: list[str], parallel: int, after_step: int) -> dict[str, Any]:
+    spec: dict[str, Any] = {"name": f"bench-{config}-s{seed}", "backend": "local", "args": args,
+                            "objective": {"metric": "psnr", "goal": "maximize"},
+                            "local": {"parallelism": parallel}}
+    if config == "grid":
+        spec["hyperParamValues"] = GRID
+        return spec
+    spec["hyperParamValues"] = SPACE
+    spec["search"] = {"algorithm": "random" if config == "random" else "tpe", "trials": 24, "seed": seed}
+    if config != "random":
+        spec["search"]["parallel"] = parallel
+    if config == "tpe-median":
+        spec["earlyStopping"] = {"rule": "median", "afterStep": after_step, "minTrials": 3}
+    return spec
+
+
+def _events_span(log_dir: Path) -> tuple[float, float] | None:
+    from tensorboard.backend.event_processing.event_file_loader import LegacyEventFileLoader
+
+    times = [e.wall_time for f in sorted(log_dir.glob("events.out.tfevents.*"))
+             for e in LegacyEventFileLoader(str(f)).Load()]
+    return (min(times), max(times)) if times else None
+
+
+def measure(state_dir: Path, sweep: str) -> dict[str, Any]:
+    from sweepctl.metrics.events import read_run
+
+    state = json.loads((state_dir / "sweeps" / sweep / "state.json").read_text())
+    logs = state_dir / "sweeps" / sweep / "logs"
+    trials = []
+    for name in sorted({*state["trials"], *state["pruned"]}):
+        run = read_run(logs / name, ["psnr"])
+        points = run.scalars["psnr"].points
+        metrics_file = logs / name / "metrics.json"
+        span = _events_span(logs / name)
+        row = {"name": name, "pruned": name in state["pruned"], "best_psnr": max((v for _, v in points), default=None),
+               "steps": points[-1][0] if points else 0, "span": (span[1] - span[0]) if span else 0.0,
+               "params": (state["trials"].get(name) or state["pruned"].get(name) or {}).get("params")}
+        if metrics_file.is_file():
+            row["wall_seconds"] = json.loads(metrics_file.read_text())["wall_seconds"]
+        trials.append(row)
+    overheads = [t["wall_seconds"] - t["span"] for t in trials if "wall_seconds" in t]
+    overhead = statistics.median(overheads) if overheads else 0.0
+    for t in trials:
+        t["trial_seconds"] = t.get("wall_seconds", t["span"] + overhead)
+    best = max((t for t in trials if t["best_psnr"] is not None), key=lambda t: t["best_psnr"])
+    return {"trials": len(trials), "stopped": sum(t["pruned"] for t in trials), "best_psnr": best["best_psnr"],
+            "best_trial": best["name"], "best_params": best["params"],
+            "trial_seconds": sum(t["trial_seconds"] for t in trials), "per_trial": trials}
+
+
+def run_one(config: str, seed: int, opts: argparse.Namespace) -> dict[str, Any]:
+    import yaml
+
+    work = Path(opts.work) / f"{config}-s{seed}"
+    work.mkdir(parents=True, exist_ok=True)
+    args = ["--image", str(Path(opts.image).resolve()), "--size", str(opts.size), "--seed", str(seed)]
+    if opts.epochs is not None:
+        args += ["--epochs", str(opts.epochs)]
+    steps_per_epoch = max(1, opts.size * opts.size // 50)
+    after_step = opts.after_step if opts.after_step is not None else (opts.epochs or 300) * steps_per_epoch // 10
+    spec = spec_for(config, seed, args, opts.parallel, after_step)
+    (work / "spec.yaml").write_text(yaml.safe_dump(spec, sort_keys=False))
+    started = time.time()
+    proc = subprocess.run([sys.executable, "-m", "sweepctl", "apply", "spec.yaml", "--wait", "--auto-approve",
+                           "--interval", "2", "--state-dir", "state"], cwd=work, capture_output=True, text=True,
+                          env={**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]),
+                               "COLUMNS": "200"})
+    (work / "output.log").write_text(proc.stdout + proc.stderr)
+    if proc.returncode != 0:
+        raise SystemExit(f"{config} seed {seed} failed ({proc.returncode}); see {work / 'output.log'}")
+    return {"config": config, "seed": seed, "wall_seconds": time.time() - started, "epochs": opts.epochs or 300,
+            "size": opts.size, "after_step": after_step if config == "tpe-median" else None,
+            **measure(work / "state", spec["name"])}
+
+
+def markdown(results: list[dict[str, Any]]) -> str:
+    lines = ["| sweep | seed | trials (stopped) | best PSNR dB | trial-seconds | sweep wall s |",
+             "|---|---:|---:|---:|---:|---:|"]
+    for r in results:
+        lines.append(f"| {r['config']} | {r['seed']} | {r['trials']} ({r['stopped']}) | {r['best_psnr']:.2f} | "
+                     f"{r['trial_seconds']:.0f} | {r['wall_seconds']:.0f} |")
+    by = {}
+    for r in results:
+        by.setdefault(r["config"], []).append(r)
+    lines += ["", "| sweep | seeds | best PSNR dB: median (min-max) | trial-seconds: median (min-max) |",
+              "|---|---:|---:|---:|"]
+    for config, rows in by.items():
+        psnr = [r["best_psnr"] for r in rows]
+        secs = [r["trial_seconds"] for r in rows]
+        lines.append(f"| {config} | {len(rows)} | {statistics.median(psnr):.2f} ({min(psnr):.2f}-{max(psnr):.2f}) | "
+                     f"{statistics.median(secs):.0f} ({min(secs):.0f}-{max(secs):.0f}) |")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--image", required=True, help="the picture to repaint (the lab's starry.jpg)")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--configs", nargs="+", default=["grid", "random", "tpe", "tpe-median"])
+    parser.add_argument("--epochs", type=int, default=None, help="default: the trainer's own (300)")
+    parser.add_argument("--size", type=int, default=100)
+    parser.add_argument("--parallel", type=int, default=2)
+    parser.add_argument("--after-step", type=int, default=None, help="median rule's afterStep (default: 10%% of the steps)")
+    parser.add_argument("--work", default="/tmp/sweepctl-search-bench")
+    parser.add_argument("--out", default=str(REPO / "bench" / "search-results.json"))
+    parser.add_argument("--markdown", action="store_true", help="only print the table of --out")
+    opts = parser.parse_args()
+    out = Path(opts.out)
+    results: list[dict[str, Any]] = json.loads(out.read_text()) if out.is_file() else []
+    if not opts.markdown:
+        for seed in opts.seeds:
+            for config in opts.configs:
+                if any(r["config"] == config and r["seed"] == seed and r["epochs"] == (opts.epochs or 300)
+                       for r in results):
+                    continue
+                print(f"{time.strftime('%H:%M:%S')} {config} seed {seed} ...", flush=True)
+                results.append(run_one(config, seed, opts))
+                out.write_text(json.dumps(results, indent=1))
+                r = results[-1]
+                print(f"  best PSNR {r['best_psnr']:.2f} dB, {r['trial_seconds']:.0f} trial-s, "
+                      f"{r['stopped']} stopped, {r['wall_seconds']:.0f} s", flush=True)
+    print(markdown(results))
+
+
+if __name__ == "__main__":
+    main()
