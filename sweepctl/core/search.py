@@ -28,7 +28,7 @@ from sweepctl.core.plan import PRUNED, Plan
 from sweepctl.core.spec import HyperParam, Scalar, Spec, canonical_value, value_key
 from sweepctl.core.trials import Trial, expand, make_trial
 
-__all__ = ["with_search", "FINISHED", "PastTrial", "Selection", "select", "random_stream", "fits", "unit", "history_digest", "tpe_history"]
+__all__ = ["with_search", "FINISHED", "PastTrial", "Selection", "select", "random_stream", "fits", "unit", "history_digest", "tpe_history", "point_key"]
 
 # Live states of trials that will not run again; a pruned trial is finished too.
 FINISHED = frozenset({"Succeeded", "Failed"})
@@ -91,7 +91,8 @@ def _draw(hp: HyperParam, u: float) -> Scalar:
     return hp.values[min(int(u * len(hp.values)), len(hp.values) - 1)]
 
 
-def _key(params: Mapping[str, Scalar]) -> tuple[tuple[str, tuple[str, Scalar]], ...]:
+def point_key(params: Mapping[str, Any]) -> tuple[tuple[str, tuple[str, Scalar]], ...]:
+    """What makes two points the same trial's: their values, compared as values."""
     return tuple(sorted((k, value_key(canonical_value(v))) for k, v in params.items()))
 
 
@@ -107,8 +108,8 @@ def random_stream(spec: Spec) -> Iterator[dict[str, Scalar]]:
         for attempt in range(_ATTEMPTS):
             point = {hp.name: _draw(hp, unit("sweepctl-random", seed, k, attempt, hp.name))
                      for hp in spec.hyper_params}
-            if _key(point) not in seen:
-                seen.add(_key(point))
+            if point_key(point) not in seen:
+                seen.add(point_key(point))
                 yield point
                 break
         else:
@@ -186,8 +187,8 @@ def _random(spec: Spec, fitting: list[tuple[dict[str, Scalar], PastTrial]], budg
     # made under a larger budget that was then lowered is deleted by that plan.
     window = budget + 4 * len(fitting) + 64
     stream = list(itertools.islice(random_stream(spec), window))
-    in_stream = {_key(p) for p in stream}
-    extras = [params for params, _ in fitting if _key(params) not in in_stream][:budget]
+    in_stream = {point_key(p) for p in stream}
+    extras = [params for params, _ in fitting if point_key(params) not in in_stream][:budget]
     chosen = extras + stream[: budget - len(extras)]
     trials = tuple(make_trial(spec, p) for p in chosen)
     had = {past.name for _, past in fitting}

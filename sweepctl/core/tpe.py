@@ -20,6 +20,7 @@ from typing import Any
 
 from sweepctl.core.diagnostics import SweepctlError
 from sweepctl.core.plan import PRUNED
+from sweepctl.core.search import point_key, unit  # search imports this module only when a spec needs TPE
 from sweepctl.core.space import round_value
 from sweepctl.core.spec import HyperParam, Scalar, Spec, canonical_value, value_key
 
@@ -88,8 +89,6 @@ def _from_optuna(hp: HyperParam, value: Any) -> Scalar:
 
 
 def _seed(seed: int, index: int, attempt: int) -> int:
-    from sweepctl.core.search import unit
-
     return int(unit("sweepctl-tpe", seed, index, attempt) * 2**32)
 
 
@@ -113,7 +112,7 @@ def propose(spec: Spec, history: Sequence[Observation], count: int, *, first_ind
         taken = set()
         for obs in sorted(history, key=lambda o: o.name):
             params = {name: _as_optuna(hps[name], obs.params[name]) for name in hps}
-            taken.add(_taken_key(params))
+            taken.add(point_key(params))
             study.add_trial(optuna.trial.create_trial(
                 state=state[obs.state], value=obs.value if obs.state == "COMPLETE" else None, params=params,
                 distributions=distributions,
@@ -128,16 +127,13 @@ def propose(spec: Spec, history: Sequence[Observation], count: int, *, first_ind
                 point = {name: _from_optuna(hps[name], asked.params[name]) for name in hps}
                 study.tell(asked, state=state.FAIL)  # only the rounded point below is pending
                 params = {name: _as_optuna(hps[name], point[name]) for name in hps}
-                if _taken_key(params) not in taken:
+                if point_key(params) not in taken:
                     break
             else:
                 return out  # the space has no untried point left that TPE finds
-            taken.add(_taken_key(params))
+            taken.add(point_key(params))
             out.append(point)
             study.add_trial(optuna.trial.create_trial(state=state.RUNNING, params=params,
                                                       distributions=distributions))
         return out
 
-
-def _taken_key(params: Mapping[str, Any]) -> tuple[Any, ...]:
-    return tuple(sorted((k, value_key(canonical_value(v))) for k, v in params.items()))
