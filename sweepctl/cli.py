@@ -143,11 +143,12 @@ def plan(
     max_trials: MaxTrialsOpt = 1000,
     replace: ReplaceOpt = None,
     replace_drifted: ReplaceDriftedOpt = False,
+    tensorboard_url: TensorBoardUrlOpt = None,
 ) -> None:
     """Show what apply would change, and save the plan for `sweepctl apply`."""
     _run(output, "plan", spec_path=spec, access=_access(backend, context, namespace, state_dir), out=out,
          max_trials=max_trials, replace=replace or [], replace_drifted=replace_drifted,
-         detailed_exitcode=detailed_exitcode)
+         detailed_exitcode=detailed_exitcode, tensorboard_url=tensorboard_url)
 
 
 @app.command()
@@ -175,11 +176,12 @@ def apply(
                                        "until the budget is spent and every trial finished. Rerun to continue.")]
     = False,
     interval: Annotated[float, typer.Option("--interval", min=0.5, help="--wait: seconds between checks.")] = 5.0,
+    tensorboard_url: TensorBoardUrlOpt = None,
 ) -> None:
     """Create and delete exactly what the plan says; finished trials are never restarted."""
     _run(output, "apply", target=target, access=_access(backend, context, namespace, state_dir),
          auto_approve=auto_approve, max_trials=max_trials, replace=replace or [], replace_drifted=replace_drifted,
-         revive=revive or [], wait=wait, interval=interval)
+         revive=revive or [], wait=wait, interval=interval, tensorboard_url=tensorboard_url)
 
 
 @app.command()

@@ -29,7 +29,7 @@ __all__ = ["run", "execute"]
 
 def run(view: View, *, target: Path | None, access: Access, auto_approve: bool, max_trials: int,
         replace: list[str], replace_drifted: bool, revive: Sequence[str] = (), wait: bool = False,
-        interval: float = 5.0) -> int:
+        interval: float = 5.0, tensorboard_url: str | None = None) -> int:
     if wait:
         if target is None or is_saved_plan(target) or replace or replace_drifted or revive:
             raise SweepctlError("--wait plans and applies again and again from a spec, without other flags",
@@ -37,7 +37,7 @@ def run(view: View, *, target: Path | None, access: Access, auto_approve: bool, 
         from sweepctl.commands import converge
 
         return converge.run(view, spec_path=target, access=access, auto_approve=auto_approve,
-                            max_trials=max_trials, interval=interval)
+                            max_trials=max_trials, interval=interval, tensorboard_url=tensorboard_url)
     if target is None and revive:
         # Bring back a pruned trial of the last plan's or apply's sweep: plan afresh from its spec.
         last = last_sweep()
@@ -52,11 +52,12 @@ def run(view: View, *, target: Path | None, access: Access, auto_approve: bool, 
                                 "was made", hint="pass the spec instead: sweepctl apply SPEC --replace TRIAL")
         plan = read_plan(path)
         backend = backend_for(spec_of(plan), with_fields(access, backend=plan.backend))
-        check_fresh(plan, backend)
+        check_fresh(plan, backend, tensorboard_url=tensorboard_url)
         return execute(view, plan, backend)
     spec = read_spec(path, max_trials=max_trials)
     backend = backend_for(spec, access)
-    plan = make_plan(spec, backend, replace=replace, replace_drifted=replace_drifted, revive=revive)
+    plan = make_plan(spec, backend, replace=replace, replace_drifted=replace_drifted, revive=revive,
+                     tensorboard_url=tensorboard_url)
     view.plan(plan)
     if not plan.has_changes:
         return 0

@@ -89,10 +89,12 @@ def make_plan(
     replace_drifted: bool = False,
     destroy: bool = False,
     revive: Collection[str] = (),
+    tensorboard_url: str | None = None,
 ) -> Plan:
     """Observe the sweep and diff it against the spec's desired objects.
 
     Observing waits on the network; the desired objects are rendered meanwhile.
+    A TPE search reads the trials' metrics (`tensorboard_url` as for `status`).
     """
     from concurrent.futures import ThreadPoolExecutor
 
@@ -112,7 +114,7 @@ def make_plan(
     if not grid:  # random and TPE trials depend on what the sweep has
         from sweepctl.metrics.history import select_trials
 
-        selection = select_trials(spec, backend, observed)
+        selection = select_trials(spec, backend, observed, tensorboard_url=tensorboard_url)
         trials = list(selection.trials)
         desired = render(trials)
     # Maybe drifted: the diff needs their live specs.
@@ -187,7 +189,7 @@ def spec_of(plan: Plan) -> Spec:
     return spec
 
 
-def check_fresh(plan: Plan, backend: Backend) -> None:
+def check_fresh(plan: Plan, backend: Backend, *, tensorboard_url: str | None = None) -> None:
     """Refuse a saved plan made for another target, or whose sweep has changed since."""
     from sweepctl.core.plan import fingerprint
 
@@ -202,7 +204,7 @@ def check_fresh(plan: Plan, backend: Backend) -> None:
     if plan.history:  # TPE proposed from the trials' values: new values, other proposals
         from sweepctl.metrics.history import history_digest
 
-        if history_digest(spec_of(plan), backend, observed) != plan.history:
+        if history_digest(spec_of(plan), backend, observed, tensorboard_url=tensorboard_url) != plan.history:
             raise _stale(f"the history of sweep {plan.sweep} (its trials' states and objective values) changed "
                          "since the plan was made, and TPE proposes from it")
 

@@ -23,6 +23,7 @@ from sweepctl.backends.base import Backend, RunningTrial
 from sweepctl.commands.common import Access, backend_for, make_plan, read_spec, remember_sweep
 from sweepctl.commands.stopping import apply_rule
 from sweepctl.core.diagnostics import SweepctlError
+from sweepctl.core.manifests import TRIAL
 from sweepctl.core.plan import Change, Plan
 from sweepctl.core.search import FINISHED
 from sweepctl.core.spec import Spec
@@ -33,6 +34,7 @@ from sweepctl.views import View
 __all__ = ["run"]
 
 _STUCK_ROUNDS = 3  # rounds that planned the same changes and made no progress before giving up
+_UNREADABLE_FOR = 300.0  # seconds a round waits for a history it cannot read (TensorBoard starting)
 
 
 class _Quiet:
@@ -49,7 +51,7 @@ def run(view: View, *, spec_path: Path, access: Access, auto_approve: bool, max_
         tensorboard_url: str | None = None) -> int:
     spec = read_spec(spec_path, max_trials=max_trials)
     backend = backend_for(spec, access)
-    plan = make_plan(spec, backend)
+    plan = make_plan(spec, backend, tensorboard_url=tensorboard_url)
     view.plan(plan)
     if plan.has_changes and not auto_approve and not view.confirm(
             plan, "Do you want to perform these actions, and keep applying the next ones until the sweep is done?"):
@@ -57,7 +59,7 @@ def run(view: View, *, spec_path: Path, access: Access, auto_approve: bool, max_
     watcher = _Watcher(spec, backend_for(spec, access), view, interval, tensorboard_url)
     watcher.start()
     try:
-        _converge(spec, backend, plan, interval)
+        _converge(spec, backend, plan, interval, view, tensorboard_url)
     finally:
         watcher.stop()
     status = _status(spec, backend, tensorboard_url)
@@ -66,7 +68,8 @@ def run(view: View, *, spec_path: Path, access: Access, auto_approve: bool, max_
     return 0
 
 
-def _converge(spec: Spec, backend: Backend, plan: Plan, interval: float) -> None:
+def _converge(spec: Spec, backend: Backend, plan: Plan, interval: float, view: View,
+              tensorboard_url: str | None) -> None:
     """Apply plans until one has no changes and no trial is unfinished."""
     stuck, last = 0, None
     while True:
@@ -81,11 +84,24 @@ def _converge(spec: Spec, backend: Backend, plan: Plan, interval: float) -> None
                                     + "; ".join(f"{k}: {v}" for k, v in sorted(result.errors.items())[:3]),
                                     hint="fix the errors, then run the same command again: it continues")
             last = changes
-        elif not any(o.state not in FINISHED for o in backend.observe(spec.name).objects):
+        elif not any(o.state not in FINISHED for o in backend.observe(spec.name).objects if TRIAL in o.labels):
             return
         else:
             time.sleep(interval)
-        plan = make_plan(spec, backend)
+        plan = _next_plan(spec, backend, interval, view, tensorboard_url)
+
+
+def _next_plan(spec: Spec, backend: Backend, interval: float, view: View, tensorboard_url: str | None) -> Plan:
+    """The next round's plan; a history that cannot be read yet (a TensorBoard still starting) is waited for."""
+    deadline = time.monotonic() + _UNREADABLE_FOR
+    while True:
+        try:
+            return make_plan(spec, backend, tensorboard_url=tensorboard_url)
+        except SweepctlError as err:
+            if time.monotonic() > deadline:
+                raise
+            view.message(f"{time.strftime('%H:%M:%S')} cannot plan yet, trying again: {err}")
+            time.sleep(interval)
 
 
 def _status(spec: Spec, backend: Backend, tensorboard_url: str | None) -> SweepStatus:

@@ -33,11 +33,12 @@ def read_history(backend: Backend, spec: Spec, observed: Observed, *, values: bo
             for t in status.trials]
 
 
-def select_trials(spec: Spec, backend: Backend, observed: Observed) -> Selection:
+def select_trials(spec: Spec, backend: Backend, observed: Observed, *, tensorboard_url: str | None = None) -> Selection:
     """The trials the spec wants now, given the sweep's history as the backend shows it."""
-    return select(spec, read_history(backend, spec, observed, values=spec.search.adaptive))
+    return select(spec, read_history(backend, spec, observed, values=spec.search.adaptive,
+                                     tensorboard_url=tensorboard_url))
 
 
-def history_digest(spec: Spec, backend: Backend, observed: Observed) -> str:
+def history_digest(spec: Spec, backend: Backend, observed: Observed, *, tensorboard_url: str | None = None) -> str:
     """The digest of the history a TPE plan of `spec` proposes from, as it is now."""
-    return tpe_history(spec, read_history(backend, spec, observed))
+    return tpe_history(spec, read_history(backend, spec, observed, tensorboard_url=tensorboard_url))

@@ -14,8 +14,8 @@ import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
-import numpy as np
 import pytest
+from events_helpers import write_loss
 from local_helpers import TINY, cli, start, state, wait_for
 
 from sweepctl.backends import processes
@@ -24,20 +24,6 @@ from sweepctl.core.spec import load_spec
 from sweepctl.core.trials import expand
 
 pytest.importorskip("optuna")
-
-
-def write_events(log_dir: Path, points: list[tuple[int, float]]) -> None:
-    from tensorboard.compat.proto import event_pb2, summary_pb2
-    from tensorboard.plugins.scalar import metadata
-    from tensorboard.summary.writer.event_file_writer import EventFileWriter
-    from tensorboard.util import tensor_util
-
-    writer = EventFileWriter(str(log_dir))
-    for step, value in points:
-        v = summary_pb2.Summary.Value(tag="loss", tensor=tensor_util.make_tensor_proto(np.float32(value)),
-                                      metadata=metadata.create_summary_metadata("", ""))
-        writer.add_event(event_pb2.Event(step=step, wall_time=1.0, summary=summary_pb2.Summary(value=[v])))
-    writer.close()
 
 
 @pytest.fixture
@@ -66,7 +52,7 @@ def make_sweep(cwd: Path, spec_text: str, curves: dict[str, list[tuple[int, floa
         manifest = local_trial(spec, trial)
         logs = sweep_dir / "logs" / trial.name
         logs.mkdir(parents=True)
-        write_events(logs, curves[key])
+        write_loss(logs, curves[key])
         rec = {"id": trial.id, "uid": f"{trial.id}-1", "params": dict(trial.params), "args": manifest["spec"]["args"],
                "template_hash": manifest["metadata"]["annotations"][TEMPLATE_HASH], "state": "Succeeded",
                "exit_code": 0}
