@@ -21,14 +21,14 @@ import hashlib
 import itertools
 import math
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from sweepctl.core.plan import PRUNED, Plan
 from sweepctl.core.spec import HyperParam, Scalar, Spec, canonical_value, value_key
-from sweepctl.core.trials import Trial, expand, make_trial
+from sweepctl.core.trials import Trial, expand
 
-__all__ = ["with_search", "FINISHED", "PastTrial", "Selection", "select", "random_stream", "fits", "unit", "history_digest", "tpe_history", "point_key"]
+__all__ = ["make_trial", "with_search", "FINISHED", "PastTrial", "Selection", "select", "random_stream", "fits", "unit", "history_digest", "tpe_history", "point_key"]
 
 # Live states of trials that will not run again; a pruned trial is finished too.
 FINISHED = frozenset({"Succeeded", "Failed"})
@@ -77,6 +77,13 @@ class Selection:
         if self.budget is None:
             return None
         return max(0, self.budget - self.started - len(self.proposed))
+
+
+def make_trial(spec: Spec, params: Mapping[str, Scalar]) -> Trial:
+    """The trial of these values, named exactly as a grid of these single values would name it."""
+    point = replace(spec, hyper_params=tuple(replace(hp, values=(params[hp.name],), range=None)
+                                             for hp in spec.hyper_params))
+    return expand(point)[0]
 
 
 def unit(*key: object) -> float:
@@ -217,8 +224,6 @@ def _finite(value: float | None) -> float | None:
 
 def with_search(plan: Plan, selection: Selection) -> Plan:
     """The plan, with the budget's state for views and the history digest for staleness checks."""
-    from dataclasses import replace
-
     return replace(plan, history=selection.history, search={
         "algorithm": selection.algorithm, "budget": selection.budget, "started": selection.started,
         "unfinished": selection.unfinished, "proposed": len(selection.proposed), "left": selection.left})

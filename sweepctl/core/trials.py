@@ -19,7 +19,7 @@ import orjson
 
 from sweepctl.core.spec import Scalar, Spec, flag_name, value_key
 
-__all__ = ["Trial", "expand", "make_trial", "trial_id", "trial_name", "MAX_NAME"]
+__all__ = ["Trial", "expand", "trial_id", "trial_name", "MAX_NAME"]
 
 MAX_NAME = 63  # DNS-1035 label, as the TFJob webhook requires
 _ID_CHARS = 10  # 40 bits: a collision among 10,000 trials has odds of about 1 in 20,000,000
@@ -83,17 +83,18 @@ def trial_name(sweep: str, identity: Mapping[str, Scalar], tid: str) -> str:
     return name
 
 
-def make_trial(spec: Spec, params: Mapping[str, Scalar]) -> Trial:
-    """The trial of these values in this sweep: its identity skips values at their declared default."""
-    defaults = {hp.name: hp.default for hp in spec.hyper_params if hp.default is not None}
-    identity = {k: v for k, v in params.items() if not (k in defaults and value_key(v) == value_key(defaults[k]))}
-    tid = trial_id(spec.name, identity)
-    return Trial(sweep=spec.name, name=trial_name(spec.name, identity, tid), id=tid, params=dict(params),
-                 identity=identity)
-
-
 def expand(spec: Spec) -> list[Trial]:
     """Every combination of the spec's values, in the spec's order."""
     names = [hp.name for hp in spec.hyper_params]
-    return [make_trial(spec, dict(zip(names, combo, strict=True)))
-            for combo in itertools.product(*(hp.values for hp in spec.hyper_params))]
+    defaults = {hp.name: hp.default for hp in spec.hyper_params if hp.default is not None}
+    trials = []
+    for combo in itertools.product(*(hp.values for hp in spec.hyper_params)):
+        params = dict(zip(names, combo, strict=True))
+        identity = {
+            k: v for k, v in params.items() if not (k in defaults and value_key(v) == value_key(defaults[k]))
+        }
+        tid = trial_id(spec.name, identity)
+        trials.append(
+            Trial(sweep=spec.name, name=trial_name(spec.name, identity, tid), id=tid, params=params, identity=identity)
+        )
+    return trials
