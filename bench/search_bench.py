@@ -115,22 +115,29 @@ def run_one(config: str, seed: int, opts: argparse.Namespace) -> dict[str, Any]:
             **measure(work / "state", spec["name"])}
 
 
+def _steps(result: dict[str, Any]) -> int:
+    """Training steps of all the sweep's trials: the cost that does not depend on the machine's load."""
+    return sum(t["steps"] for t in result["per_trial"])
+
+
 def markdown(results: list[dict[str, Any]]) -> str:
-    lines = ["| sweep | seed | trials (stopped) | best PSNR dB | trial-seconds | sweep wall s |",
-             "|---|---:|---:|---:|---:|---:|"]
+    lines = ["| sweep | seed | trials (stopped) | best PSNR dB | trial-seconds | steps trained | sweep wall s |",
+             "|---|---:|---:|---:|---:|---:|---:|"]
     for r in results:
         lines.append(f"| {r['config']} | {r['seed']} | {r['trials']} ({r['stopped']}) | {r['best_psnr']:.2f} | "
-                     f"{r['trial_seconds']:.0f} | {r['wall_seconds']:.0f} |")
+                     f"{r['trial_seconds']:.0f} | {_steps(r):,} | {r['wall_seconds']:.0f} |")
     by = {}
     for r in results:
         by.setdefault(r["config"], []).append(r)
-    lines += ["", "| sweep | seeds | best PSNR dB: median (min-max) | trial-seconds: median (min-max) |",
-              "|---|---:|---:|---:|"]
+    lines += ["", "| sweep | seeds | best PSNR dB: median (min-max) | trial-seconds: median (min-max) | "
+              "steps trained: median (min-max) |", "|---|---:|---:|---:|---:|"]
     for config, rows in by.items():
         psnr = [r["best_psnr"] for r in rows]
         secs = [r["trial_seconds"] for r in rows]
+        steps = [_steps(r) for r in rows]
         lines.append(f"| {config} | {len(rows)} | {statistics.median(psnr):.2f} ({min(psnr):.2f}-{max(psnr):.2f}) | "
-                     f"{statistics.median(secs):.0f} ({min(secs):.0f}-{max(secs):.0f}) |")
+                     f"{statistics.median(secs):.0f} ({min(secs):.0f}-{max(secs):.0f}) | "
+                     f"{statistics.median(steps):,.0f} ({min(steps):,}-{max(steps):,}) |")
     return "\n".join(lines)
 
 
