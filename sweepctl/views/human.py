@@ -239,6 +239,7 @@ class HumanView:
         if self.out.color_system is None:  # a pipe, or NO_COLOR: rich's styling would be thrown away
             lines = ["   " + "  ".join(cell(h, i) for i, h in enumerate(header))]
             lines += [(f"{STAR} " if t.top else "  ") + " " + "  ".join(cell(c, i) for i, c in enumerate(row))
+                      + (f"  {t.note}" if t.state == PRUNED and t.note else "")  # why it stopped
                       for t, row in zip(s.trials, cells)]
             self.out.print(title)
             self.out.file.write("\n".join(line.rstrip() for line in lines) + "\n")
