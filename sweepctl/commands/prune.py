@@ -12,7 +12,8 @@ import time
 from pathlib import Path
 
 from sweepctl.commands.apply import execute
-from sweepctl.commands.common import Access, find_sweep, require_sweep
+from sweepctl.commands.common import Access, paused_gc
+from sweepctl.commands.target import find_sweep, require_sweep
 from sweepctl.core.diagnostics import SweepctlError
 from sweepctl.core.plan import Action, Change, Plan, fingerprint
 from sweepctl.metrics.ranking import default_strategy, parse_keep, pruned_record, select_for_prune
@@ -29,9 +30,10 @@ def run(view: View, *, spec_path: Path | None, sweep: str | None, access: Access
     backend = target.backend
     observed = backend.observe(target.sweep)
     require_sweep(target, observed)
-    status = sweep_status(backend, target.sweep, metric=target.metric, goal=target.goal,
-                          strategy=strategy or default_strategy(target.goal), keep=k,
-                          tensorboard_url=tensorboard_url, observed=observed)
+    with paused_gc():
+        status = sweep_status(backend, target.sweep, metric=target.metric, goal=target.goal,
+                              strategy=strategy or default_strategy(target.goal), keep=k,
+                              tensorboard_url=tensorboard_url, observed=observed)
     selection = select_for_prune(status, include_unscored=include_unscored)
     view.prune_plan(selection, dry_run=dry_run)
     if dry_run or not selection.delete:
@@ -47,4 +49,4 @@ def run(view: View, *, spec_path: Path | None, sweep: str | None, access: Access
     )
     if not auto_approve and not view.confirm(plan, f"Do you want to delete these {len(selection.delete)} trials?"):
         raise SweepctlError("Prune cancelled.", hint="nothing was changed")
-    return execute(view, plan, backend)
+    return execute(view, plan, backend, access)

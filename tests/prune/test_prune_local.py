@@ -136,7 +136,7 @@ def test_reading_metrics_never_imports_tensorflow(sweep_here: Path) -> None:
 def test_report_draws_one_tile_per_trial(sweepctl, sweep_here: Path, tmp_path: Path) -> None:
     from PIL import Image
 
-    res = sweepctl("report", sweep_here, "-o", tmp_path / "sheet.png", "--output", "json")
+    res = sweepctl("report", sweep_here, "--out", tmp_path / "sheet.png", "-o", "json")
     assert res.exit_code == 0, res.output
     report = json.loads(res.stdout)
     assert len(report["tiles"]) == 3 and all(t["image"] for t in report["tiles"])
