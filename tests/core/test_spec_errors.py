@@ -164,3 +164,11 @@ def test_missing_spec_file(sweepctl, recording_server) -> None:
     res = sweepctl("plan", "nope.yaml")
     assert res.exit_code == 1
     assert "nope.yaml: no such file" in res.stderr
+
+
+def test_an_explicit_node_port_is_accepted() -> None:
+    from sweepctl.core.manifests import tensorboard_service
+    from sweepctl.core.spec import load_spec
+
+    spec = load_spec(GOOD + "tensorboard: {serviceType: NodePort, allowNodePort: true}\n")
+    assert tensorboard_service(spec, namespace="ns")["spec"]["type"] == "NodePort"
