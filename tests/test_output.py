@@ -114,8 +114,14 @@ def run_without(module: str, cwd: Path, *args: str) -> subprocess.CompletedProce
 ])
 def test_a_missing_optional_dependency_is_one_line_naming_the_extra(spec: Path, tmp_path: Path, module: str,
                                                                     command: tuple[str, ...]) -> None:
+    from tensorboard.compat.proto import event_pb2, summary_pb2
+    from tensorboard.summary.writer.event_file_writer import EventFileWriter
+
     state = tmp_path / ".sweepctl" / "sweeps" / "tiny"
-    (state / "logs" / "tiny-hl0-0123456789").mkdir(parents=True)
+    writer = EventFileWriter(str(state / "logs" / "tiny-hl0-0123456789"))  # what a trainer leaves: reading it needs TensorBoard
+    writer.add_event(event_pb2.Event(step=1, wall_time=1.0, summary=summary_pb2.Summary(
+        value=[summary_pb2.Summary.Value(tag="loss", simple_value=1.0)])))
+    writer.close()
     (state / "state.json").write_text(json.dumps({"trials": {"tiny-hl0-0123456789": {
         "id": "0123456789", "uid": "u", "params": {"hiddenLayers": 0}, "args": [], "template_hash": "x",
         "state": "Failed"}}, "pruned": {}}))
