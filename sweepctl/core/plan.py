@@ -405,6 +405,8 @@ def as_recorded(trials: Sequence[Trial], observed: Observed, *, source: str | No
     problems: list[Diagnostic] = []
     out = dict(by_name)
     for name, ran in records.items():
+        if not ran:
+            continue  # nothing recorded (an unreadable record): nothing to compare
         trial = by_name.get(name)
         if trial is not None:
             differ = [k for k in trial.params if k in ran and flag_value(ran[k]) != flag_value(trial.params[k])]
@@ -412,7 +414,7 @@ def as_recorded(trials: Sequence[Trial], observed: Observed, *, source: str | No
                 problems.append(Diagnostic(file=source, message=f"trial {name} ran with {_show(ran, differ)}, "
                                            f"but this spec would show it as {_show(trial.params, differ)}"))
                 continue
-            missing = frozenset(k for k in trial.params if k not in ran)
+            missing = frozenset(k for k in trial.params if k not in ran and k not in trial.identity)
             if missing:
                 out[name] = dataclasses.replace(trial, unpassed=missing)
         completed = {**{k: defaults[k] for k in keys - set(ran) if k in defaults}, **ran}

@@ -87,3 +87,11 @@ def test_pruned_trials_count_as_having_run() -> None:
 def test_the_same_default_written_differently_is_no_change() -> None:
     p = plan(WITH_50.replace("batchSize: 50}", "batchSize: '50'}"), applied(WITH_50))
     assert not p.has_changes and not p.drifted
+
+
+def test_a_record_without_params_changes_nothing() -> None:
+    live = applied(WITH_50)
+    blank = Observed(objects=tuple(LiveObject(**{**o.__dict__, "params": {}}) for o in live.objects))
+    trials = as_recorded(expand(load_spec(WITH_50)), blank)
+    assert all(not t.unpassed for t in trials)
+    assert all("--batch-size" in t.flags() for t in trials)
