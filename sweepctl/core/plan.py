@@ -397,7 +397,7 @@ def as_recorded(trials: Sequence[Trial], observed: Observed, *, source: str | No
     if not trials:
         return []
     by_name = {t.name: t for t in trials}
-    by_values = {_values(t.params): t for t in trials}
+    by_values: dict[frozenset[tuple[str, str]], Trial] = {}  # built when first needed: most plans never do
     keys = set(trials[0].params)
     defaults = {k: v for t in trials for k, v in t.params.items() if k not in t.identity}
     records: dict[str, Mapping[str, Any]] = {n: r.get("params") or {} for n, r in observed.pruned.items()}
@@ -408,6 +408,8 @@ def as_recorded(trials: Sequence[Trial], observed: Observed, *, source: str | No
         if not ran:
             continue  # nothing recorded (an unreadable record): nothing to compare
         trial = by_name.get(name)
+        if trial is not None and ran == trial.params and all(type(v) is type(ran[k]) for k, v in trial.params.items()):
+            continue  # the common case: recorded exactly as the spec has it (True == 1, hence the types)
         if trial is not None:
             differ = [k for k in trial.params if k in ran and flag_value(ran[k]) != flag_value(trial.params[k])]
             if differ:
@@ -418,6 +420,8 @@ def as_recorded(trials: Sequence[Trial], observed: Observed, *, source: str | No
             if missing:
                 out[name] = dataclasses.replace(trial, unpassed=missing)
         completed = {**{k: defaults[k] for k in keys - set(ran) if k in defaults}, **ran}
+        if not by_values:
+            by_values.update((_values(t.params), t) for t in trials)
         same = by_values.get(_values(completed)) if set(completed) == keys else None
         if same is not None and same.name != name:
             problems.append(Diagnostic(file=source, message=f"trial {name} ran with {_show(ran, sorted(ran))}, "
