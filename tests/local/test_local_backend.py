@@ -221,7 +221,7 @@ def test_a_default_is_passed_and_can_never_relabel_a_finished_trial(sweepctl, tm
     res = sweepctl("apply", spec, "--auto-approve")
     assert res.exit_code == 0, res.output
     ran = {n: t for n, t in state(tmp_path)["trials"].items()}
-    assert sorted(t["argv"][t["argv"].index("--seed") + 1] for t in ran.values()) == ["0", "1"]  # default passed too
+    assert sorted(t["args"][t["args"].index("--seed") + 1] for t in ran.values()) == ["0", "1"]  # default passed too
 
     spec.write_text(with_default(1))
     res = sweepctl("plan", spec)

@@ -179,7 +179,7 @@ print(json.dumps(seen), file=sys.stderr)
 
 
 @pytest.mark.parametrize("command", [["status", "s.yaml"], ["status", "s.yaml", "--watch", "--interval", "0.5"],
-                                     ["report", "s.yaml", "-o", "sheet.png"], ["plan", "s.yaml"]])
+                                     ["report", "s.yaml", "--out", "sheet.png"], ["plan", "s.yaml"]])
 def test_reading_commands_take_no_lock_and_write_nothing_in_the_sweep(sweep_here: Path, command: list[str]) -> None:
     """A running apply must never find its sweep locked, or its state changed, by someone who only looks."""
     proc = subprocess.run([sys.executable, "-c", _NO_LOCK_PROBE, *command], capture_output=True, text=True, check=False,
