@@ -18,7 +18,7 @@ setup: $(BIN)/.installed
 demo: setup
 	$(BIN)/sweepctl apply specs/demo.yaml --auto-approve
 	$(BIN)/sweepctl status specs/demo.yaml
-	$(BIN)/sweepctl report specs/demo.yaml -o .sweepctl/starry-demo.png
+	$(BIN)/sweepctl report specs/demo.yaml --out .sweepctl/starry-demo.png
 
 test: setup
 	$(BIN)/pytest

@@ -7,7 +7,6 @@ needs it, so `sweepctl --help` is instant.
 
 from __future__ import annotations
 
-import gc
 import importlib
 from enum import Enum
 from pathlib import Path
@@ -105,26 +104,27 @@ def _access(backend: BackendName | None, context: str | None, namespace: str | N
 
 def _run(output: Output, command: str, **kwargs: Any) -> None:
     """Run one command module's `run` with the view chosen first; map errors to exit 1."""
-    from sweepctl.core.diagnostics import SweepctlError
+    from sweepctl.core.diagnostics import SweepctlError, user_error
     from sweepctl.views import make_view
 
     view = make_view(output.value)
-    # A plan holds every live object at once; the cyclic GC would rescan them
-    # all, again and again, while they are built (half of a 10,000-trial plan).
-    gc_was_enabled = gc.isenabled()
-    gc.disable()
     try:
         code = importlib.import_module(f"sweepctl.commands.{command}").run(view, **kwargs)
     except SweepctlError as err:
         view.error(err)
+        code = 1
+    except (ModuleNotFoundError, OSError) as err:
+        plain = user_error(err, command=command)
+        if plain is None:
+            raise
+        view.error(plain)
         code = 1
     except KeyboardInterrupt:
         view.error(SweepctlError("Interrupted.", hint="what was applied stays applied; "
                                  "run `sweepctl plan` to see what is left, and apply again to finish"))
         code = 130
     finally:
-        if gc_was_enabled:
-            gc.enable()
+        view.finish()
     raise typer.Exit(code)
 
 
@@ -268,12 +268,12 @@ def prune(
 @app.command()
 def report(
     spec: OptionalSpecArg = None,
-    out: Annotated[Path, typer.Option("-o", "--out", help="The PNG to write.")] = Path("sweep.png"),
+    out: Annotated[Path, typer.Option("-out", "--out", help="The PNG to write.")] = Path("sweep.png"),
     sweep: SweepOpt = None,
     keep: Annotated[str, typer.Option("--keep", metavar="best=K", help="Highlight the best K trials.")] = "best=3",
     strategy: StrategyOpt = None,
     tensorboard_url: TensorBoardUrlOpt = None,
-    output: Annotated[Output, typer.Option("--output", help="text for people, json for scripts.")] = Output.text,
+    output: OutputOpt = Output.text,
     backend: BackendOpt = None,
     context: ContextOpt = None,
     namespace: NamespaceOpt = None,

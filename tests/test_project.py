@@ -55,3 +55,61 @@ def test_plan_never_imports_tensorflow(tmp_path: Path) -> None:
     proc = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, cwd=tmp_path)
     assert proc.stderr.strip().endswith("False"), proc.stderr
     assert "1 to add" in proc.stdout
+
+
+def test_no_type_ignore_reaches_into_a_backend() -> None:
+    """The Backend protocol says everything callers need; only open_backend asks which backend is meant."""
+    opener = ROOT / "sweepctl" / "backends" / "__init__.py"
+    offenders = [f"{p.relative_to(ROOT)}:{i}" for p in sorted((ROOT / "sweepctl").rglob("*.py"))
+                 for i, line in enumerate(p.read_text().splitlines(), 1)
+                 if "type: ignore" in line or (p != opener and any(
+                     f'{side} == "{name}"' in line for side in ("name", "backend") for name in ("local", "kubernetes")))]
+    assert offenders == []
+
+
+def test_sweepctl_schema_prints_the_published_schema(sweepctl) -> None:
+    from jsonschema import Draft202012Validator
+
+    res = sweepctl("schema")
+    assert res.exit_code == 0
+    printed = json.loads(res.stdout)
+    assert printed == json.loads((ROOT / "schema" / "sweep.schema.json").read_text())
+    Draft202012Validator.check_schema(printed)
+    validator = Draft202012Validator(printed)
+    assert list(validator.iter_errors({"name": "lab", "hyperParamValues": {"lr": [0.1]}})) == []
+    assert list(validator.iter_errors({"name": "Lab", "hyperParamValues": {"lr": [0.1]}}))
+
+
+def test_hyperparameters_come_after_args_and_win() -> None:
+    """In the real trainer's parser: the swept value, not the fixed one, is what it trains with."""
+    from model.cli import build_parser
+    from sweepctl.core.manifests import local_trial, tfjob
+    from sweepctl.core.spec import load_spec
+    from sweepctl.core.trials import expand
+
+    spec = load_spec("name: s\nargs: [--hidden-layers, '2', --epochs, '5']\nhyperParamValues: {hiddenLayers: [3]}\n")
+    trial = expand(spec)[0]
+    k8s = tfjob(spec, trial, namespace="ns")["spec"]["tfReplicaSpecs"]["Chief"]["template"]["spec"]["containers"][0]
+    for args in (k8s["args"], local_trial(spec, trial)["spec"]["args"]):
+        parsed = build_parser().parse_args(args)
+        assert (parsed.hidden_layers, parsed.epochs) == (3, 5)
+
+
+def test_the_cyclic_gc_runs_while_an_apply_runs(sweepctl, tmp_path: Path, monkeypatch) -> None:
+    """Only planning pauses the GC; an apply (hours, locally) and --watch run with it."""
+    import gc
+    import time
+
+    seen: list[bool] = []
+    real_sleep = time.sleep
+
+    def sleep(seconds: float) -> None:
+        seen.append(gc.isenabled())
+        real_sleep(min(seconds, 0.05))
+
+    monkeypatch.setattr(time, "sleep", sleep)
+    (tmp_path / "s.yaml").write_text("name: tiny\nbackend: local\nhyperParamValues:\n  hiddenLayers: [0]\n")
+    res = sweepctl("apply", "s.yaml", "--auto-approve")
+    assert "trainer exited with 2" in res.stderr, res.output
+    assert seen and all(seen)
+    assert gc.isenabled()

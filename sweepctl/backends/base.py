@@ -1,17 +1,24 @@
-"""The protocol every backend implements: observe a sweep, apply a plan.
+"""The protocol every backend implements: render, observe, apply, read metrics.
 
 Backends are the only code that does I/O on a sweep's trials. The core hands
 them plain data (a Plan) and gets plain data back (Observed, ApplyResult).
+Whatever differs between backends is a method here, so no caller asks which
+backend it holds.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
 
 from sweepctl.core.plan import Change, Observed, Plan
-from sweepctl.core.spec import Scalar
+from sweepctl.core.spec import Scalar, Spec
+from sweepctl.core.trials import Trial
+
+if TYPE_CHECKING:
+    from sweepctl.metrics.events import RunData
 
 __all__ = ["Backend", "ApplyResult", "Progress", "RunningTrial"]
 
@@ -65,8 +72,36 @@ class Backend(Protocol):
     @property
     def namespace(self) -> str: ...
 
+    def desired(self, spec: Spec, trial: Trial) -> dict[str, Any]:
+        """The object that runs one trial here: a TFJob, or a local trial's record."""
+        ...
+
+    def support(self, spec: Spec) -> list[dict[str, Any]]:
+        """The sweep's other objects: its TensorBoard on Kubernetes, none locally."""
+        ...
+
     def observe(self, sweep: str) -> Observed:
         """Every object of the sweep, and its pruned trials."""
+        ...
+
+    def specs(self, sweep: str, names: Sequence[str]) -> Mapping[str, Mapping[str, Any]]:
+        """The live specs of objects that `observe` listed without them (see plan.needs_spec)."""
+        ...
+
+    def read_runs(self, sweep: str, names: Collection[str], tags: Collection[str], *, image_tag: str | None = None,
+                  tensorboard_url: str | None = None, required: bool = True) -> dict[str, RunData]:
+        """Each named trial's TensorBoard series of `tags` (and latest `image_tag` picture), by trial name.
+
+        With required=False, a TensorBoard that cannot be reached (still starting,
+        say) leaves every trial without a metric instead of failing."""
+        ...
+
+    def local_logs(self, sweep: str) -> Path | None:
+        """The folder on this machine with the sweep's logs, one sub-folder per trial; None on a cluster."""
+        ...
+
+    def tensorboard_proxy(self, sweep: str) -> str | None:
+        """The sweep's own TensorBoard through the API server's service proxy; None without one."""
         ...
 
     def sweeps(self) -> list[str]:

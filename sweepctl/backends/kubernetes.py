@@ -358,6 +358,50 @@ class KubernetesBackend:
         items = self.cluster.list("TFJob", self._namespace, f"{MANAGED_BY}=sweepctl")
         return sorted({(i.get("metadata") or {}).get("labels", {}).get(SWEEP, "") for i in items} - {""})
 
+    # -- rendering and metrics (the Backend protocol's per-backend parts) -----------------
+
+    def desired(self, spec: Any, trial: Any) -> dict[str, Any]:
+        from sweepctl.core.manifests import tfjob
+
+        return tfjob(spec, trial, namespace=self._namespace)
+
+    def support(self, spec: Any) -> list[dict[str, Any]]:
+        from sweepctl.core.manifests import tensorboard_deployment, tensorboard_service
+
+        return [tensorboard_deployment(spec, namespace=self._namespace),
+                tensorboard_service(spec, namespace=self._namespace)]
+
+    def read_runs(self, sweep: str, names: Any, tags: Any, *, image_tag: str | None = None,
+                  tensorboard_url: str | None = None, required: bool = True) -> dict[str, Any]:
+        """From the sweep's TensorBoard: through the API server's service proxy, or at tensorboard_url."""
+        from sweepctl.metrics import tensorboard
+
+        if tensorboard_url:
+            fetch, where = tensorboard.url_fetch(tensorboard_url), tensorboard_url
+        else:
+            base = self._proxy_path(sweep)
+
+            def fetch(path: str, query: list[tuple[str, str]]) -> bytes:
+                try:
+                    return self.cluster.request_bytes("GET", base + path, query=query)
+                except ApiError as err:
+                    raise tensorboard.FetchError(str(err), status=err.status) from None
+
+            where = self.cluster.server + base
+        return tensorboard.read_runs(fetch, names, tags, where=where, image_tag=image_tag, required=required)
+
+    def local_logs(self, sweep: str) -> Path | None:
+        return None  # on the sweep's shared volume, in the cluster
+
+    def tensorboard_proxy(self, sweep: str) -> str | None:
+        return self.cluster.server + self._proxy_path(sweep)
+
+    def _proxy_path(self, sweep: str) -> str:
+        from sweepctl.core.manifests import TENSORBOARD_SERVICE_PORT, tensorboard_name
+
+        return (f"/api/v1/namespaces/{self._namespace}/services/"
+                f"{tensorboard_name(sweep)}:{TENSORBOARD_SERVICE_PORT}/proxy/")
+
     # -- apply ---------------------------------------------------------------------------
 
     def apply(self, plan: Plan, *, progress: Progress) -> ApplyResult:

@@ -45,18 +45,24 @@ import re
 import signal
 import subprocess
 import time
-from collections.abc import Collection, Iterator
+from collections.abc import Collection, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from sweepctl import workspace
 from sweepctl.backends import processes
 from sweepctl.backends.base import ApplyResult, Progress, RunningTrial
 from sweepctl.backends.supervisor import EXIT_FILE
 from sweepctl.core.diagnostics import SweepctlError
-from sweepctl.core.manifests import PARAMS, TEMPLATE_HASH, TRIAL
+from sweepctl.core.manifests import PARAMS, TEMPLATE_HASH, TRIAL, local_trial
 from sweepctl.core.plan import PRUNED, Action, Change, LiveObject, Observed, Plan
+from sweepctl.core.spec import Spec
+from sweepctl.core.trials import Trial
+
+if TYPE_CHECKING:
+    from sweepctl.metrics.events import RunData
 
 __all__ = ["LocalBackend"]
 
@@ -75,10 +81,6 @@ class LocalBackend:
         self.threads_per_trial = threads_per_trial
         self.parallelism = parallelism or max(1, (os.cpu_count() or 1) // threads_per_trial)
 
-    @staticmethod
-    def default_state_dir() -> Path:
-        return Path(".sweepctl")
-
     @property
     def namespace(self) -> str:
         return ""
@@ -88,19 +90,54 @@ class LocalBackend:
         return f"state in {self.state_dir.resolve()}"
 
     def sweep_dir(self, sweep: str) -> Path:
-        return self.state_dir / "sweeps" / sweep
+        return workspace.sweep_dir(self.state_dir, sweep)
 
     def log_dir(self, sweep: str, trial: str) -> Path:
-        return self.sweep_dir(sweep) / "logs" / trial
+        return workspace.trial_dir(self.state_dir, sweep, trial)
 
     def sweeps(self) -> list[str]:
         """The sweeps that have state here, for errors that must say which exist."""
-        return sorted(p.parent.name for p in (self.state_dir / "sweeps").glob("*/state.json"))
+        return workspace.sweeps_in(self.state_dir)
+
+    def desired(self, spec: Spec, trial: Trial) -> dict[str, Any]:
+        return local_trial(spec, trial)
+
+    def support(self, spec: Spec) -> list[dict[str, Any]]:
+        return []  # TensorBoard runs on demand: `sweepctl tensorboard`
+
+    def specs(self, sweep: str, names: Sequence[str]) -> dict[str, dict[str, Any]]:
+        return {}  # observe reads every trial's arguments already
+
+    def local_logs(self, sweep: str) -> Path | None:
+        return self.sweep_dir(sweep) / "logs"
+
+    def tensorboard_proxy(self, sweep: str) -> str | None:
+        return None
+
+    def read_runs(self, sweep: str, names: Collection[str], tags: Collection[str], *, image_tag: str | None = None,
+                  tensorboard_url: str | None = None, required: bool = True) -> dict[str, RunData]:
+        """The trials' event files, resuming from what the last command read.
+
+        The cache sits in the state folder beside the sweeps (`cache/<sweep>/`),
+        not in the sweep's own folder, which only apply writes. Reads that fetch
+        pictures (the report) go without it: it keeps scalars only.
+        """
+        from sweepctl.metrics import cache, events
+
+        log_dirs = {n: self.log_dir(sweep, n) for n in names}
+        if image_tag:
+            return events.read_runs(log_dirs, tags, image_tag=image_tag)[0]
+        where = cache.cache_file(workspace.cache_dir(self.state_dir, sweep), tags)
+        previous = cache.load(where, tags)
+        runs, reads = events.read_runs(log_dirs, tags, previous=previous)
+        if reads != previous:
+            cache.save(where, tags, reads)
+        return runs
 
     # -- state ---------------------------------------------------------------------------
 
     def _read(self, sweep: str) -> dict[str, Any]:
-        path = self.sweep_dir(sweep) / "state.json"
+        path = workspace.state_file(self.state_dir, sweep)
         try:
             state = json.loads(path.read_text())
         except FileNotFoundError:
@@ -109,14 +146,16 @@ class LocalBackend:
             raise SweepctlError(f"{path} is corrupt: {err}", hint="restore it, or remove the sweep's folder") from None
         state.setdefault("trials", {})
         state.setdefault("pruned", {})
+        for name in [*state["trials"], *state["pruned"]]:  # they become folder names
+            workspace.check_trial_name(name, source=str(path))
         return state
 
     @contextmanager
     def _state(self, sweep: str) -> Iterator[dict[str, Any]]:
         """state.json for a read-modify-write: under state.lock, written back unless the body raised."""
-        path = self.sweep_dir(sweep) / "state.json"
+        path = workspace.state_file(self.state_dir, sweep)
         path.parent.mkdir(parents=True, exist_ok=True)
-        with (path.parent / "state.lock").open("a") as lock:
+        with workspace.state_lock_file(self.state_dir, sweep).open("a") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)  # held for milliseconds: wait for it
             state = self._read(sweep)
             yield state
@@ -127,7 +166,7 @@ class LocalBackend:
     @contextmanager
     def _apply_lock(self, sweep: str) -> Iterator[bool]:
         """Yield True while holding the sweep's apply lock, False if another apply holds it."""
-        path = self.sweep_dir(sweep) / "lock"
+        path = workspace.lock_file(self.state_dir, sweep)
         path.parent.mkdir(parents=True, exist_ok=True)
         with path.open("a") as f:
             try:

@@ -2,27 +2,17 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from dataclasses import replace as with_fields
 from pathlib import Path
 
-from sweepctl.commands.common import (
-    DEFAULT_PLAN,
-    Access,
-    backend_for,
-    check_fresh,
-    is_saved_plan,
-    last_sweep,
-    make_plan,
-    read_plan,
-    read_spec,
-    remember_sweep,
-    spec_of,
-)
+from sweepctl.backends.base import Backend
+from sweepctl.commands.common import Access, backend_for, check_fresh, command_line, make_plan, read_spec, spec_of
 from sweepctl.core.diagnostics import SweepctlError
 from sweepctl.core.plan import Plan
-from sweepctl.backends.base import Backend
 from sweepctl.views import View
+from sweepctl.workspace import DEFAULT_PLAN, is_saved_plan, last_sweep, read_plan, remember_sweep
 
 __all__ = ["run", "execute"]
 
@@ -41,10 +31,10 @@ def run(view: View, *, target: Path | None, access: Access, auto_approve: bool, 
     if target is None and revive:
         # Bring back a pruned trial of the last plan's or apply's sweep: plan afresh from its spec.
         last = last_sweep()
-        if not last or not last.get("spec_path"):
+        if not last or not last.spec_path:
             raise SweepctlError("--revive: no spec given, and no plan or apply was made here",
                                 hint="pass the spec: sweepctl apply SPEC --revive TRIAL")
-        target = Path(str(last["spec_path"]))
+        target = Path(last.spec_path)
     path = target or DEFAULT_PLAN
     if target is None or is_saved_plan(path):
         if replace or replace_drifted or revive:
@@ -53,7 +43,7 @@ def run(view: View, *, target: Path | None, access: Access, auto_approve: bool, 
         plan = read_plan(path)
         backend = backend_for(spec_of(plan), with_fields(access, backend=plan.backend))
         check_fresh(plan, backend, tensorboard_url=tensorboard_url)
-        return execute(view, plan, backend)
+        return execute(view, plan, backend, access)
     spec = read_spec(path, max_trials=max_trials)
     backend = backend_for(spec, access)
     plan = make_plan(spec, backend, replace=replace, replace_drifted=replace_drifted, revive=revive,
@@ -63,13 +53,16 @@ def run(view: View, *, target: Path | None, access: Access, auto_approve: bool, 
         return 0
     if not auto_approve and not view.confirm(plan, "Do you want to perform these actions?"):
         raise SweepctlError("Apply cancelled.", hint="nothing was changed")
-    return execute(view, plan, backend)
+    return execute(view, plan, backend, access)
 
 
-def execute(view: View, plan: Plan, backend: Backend) -> int:
+def execute(view: View, plan: Plan, backend: Backend, access: Access) -> int:
     """Apply a plan with live progress; non-zero when any change failed."""
     remember_sweep(plan)  # first: `status` and `prune` without a spec, in another terminal, act on this sweep
     with view.applying(plan) as progress:
         result = backend.apply(plan, progress=progress)
-    view.applied(plan, result)
+    logs = None if plan.destroy else backend.local_logs(plan.sweep)
+    look = command_line("tensorboard", os.path.relpath(plan.spec_path), access=access) if logs and plan.spec_path \
+        else None
+    view.applied(plan, result, logs=str(logs) if logs else None, look_command=look)
     return 1 if result.errors else 0

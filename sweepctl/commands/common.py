@@ -1,49 +1,39 @@
-"""What every command needs: read a spec, build its backend, plan, save plans.
+"""What the commands that plan share: read a spec, open its backend, plan, check a saved plan.
 
-This is where the pure core meets the disk and the backends; the command
-modules stay a few lines long.
+This is where the pure core meets the backends; the command modules stay a
+few lines long. Files of the `.sweepctl/` workspace are `sweepctl.workspace`'s;
+finding the sweep of a command without a spec is `commands.target`'s.
 """
 
 from __future__ import annotations
 
+import gc
 import os
-from collections.abc import Collection
+import shlex
+from collections.abc import Collection, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
+from sweepctl.backends import open_backend
 from sweepctl.backends.base import Backend
-from sweepctl.core import planfile
-from sweepctl.core.diagnostics import SpecError, SweepctlError, did_you_mean
-from sweepctl.core.manifests import local_trial, tensorboard_deployment, tensorboard_service, tfjob
-from sweepctl.core.plan import Plan, compute_plan, with_specs
+from sweepctl.core.diagnostics import SpecError, SweepctlError
+from sweepctl.core.plan import Plan, as_recorded, compute_plan, fingerprint, with_specs
 from sweepctl.core.schema import DEFAULT_MAX_TRIALS
-from sweepctl.core.spec import Spec, load_spec
 from sweepctl.core.search import with_search
-from sweepctl.core.trials import Trial, expand
+from sweepctl.core.spec import Spec, load_spec
+from sweepctl.core.trials import expand
 
 __all__ = [
     "Access",
-    "DEFAULT_PLAN",
-    "LAST_SWEEP",
-    "SweepTarget",
     "backend_for",
     "check_fresh",
-    "find_sweep",
-    "last_sweep",
-    "require_sweep",
-    "is_saved_plan",
+    "command_line",
     "make_plan",
-    "read_plan",
+    "paused_gc",
     "read_spec",
-    "remember_sweep",
-    "save_plan",
     "spec_of",
 ]
-
-DEFAULT_PLAN = Path(".sweepctl") / "plan.json"
-# The sweep of the last apply or destroy, for commands run without a spec (status, prune).
-LAST_SWEEP = Path(".sweepctl") / "last-sweep.json"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -54,6 +44,20 @@ class Access:
     context: str | None = None
     namespace: str | None = None
     state_dir: Path | None = None
+
+    def flags(self) -> list[str]:
+        """The flags that reach the same backend again, for commands sweepctl suggests."""
+        out: list[str] = []
+        for flag, value in (("--backend", self.backend), ("--context", self.context), ("-n", self.namespace),
+                            ("--state-dir", self.state_dir)):
+            if value is not None:
+                out += [flag, str(value)]
+        return out
+
+
+def command_line(*words: str | Path, access: Access) -> str:
+    """A sweepctl command to suggest, with the flags that reach the same backend, quoted for a shell."""
+    return shlex.join(["sweepctl", *map(str, words), *access.flags()])
 
 
 def read_spec(path: Path, *, max_trials: int = DEFAULT_MAX_TRIALS) -> Spec:
@@ -67,18 +71,26 @@ def read_spec(path: Path, *, max_trials: int = DEFAULT_MAX_TRIALS) -> Spec:
 
 
 def backend_for(spec: Spec, access: Access) -> Backend:
-    """The backend named by the flag or the spec; Kubernetes is configured like kubectl."""
-    backend = access.backend or spec.backend
-    if backend == "kubernetes":
-        from sweepctl.backends.kubernetes import Cluster, KubernetesBackend
+    """The spec's backend, unless a flag names another."""
+    return open_backend(access.backend or spec.backend, context=access.context,
+                        namespace=access.namespace or spec.namespace, state_dir=access.state_dir, spec=spec)
 
-        return KubernetesBackend(cluster=Cluster(context=access.context), namespace=access.namespace or spec.namespace)
-    if backend == "local":
-        from sweepctl.backends.local import LocalBackend
 
-        return LocalBackend(state_dir=access.state_dir or LocalBackend.default_state_dir(),
-                            parallelism=spec.parallelism, threads_per_trial=spec.threads_per_trial)
-    raise SweepctlError(f"unknown backend {backend!r}", hint="use --backend local or --backend kubernetes")
+@contextmanager
+def paused_gc() -> Iterator[None]:
+    """No cyclic GC while a plan's objects are built and diffed.
+
+    A plan holds every live object at once; the cyclic GC would rescan them
+    all, again and again, while they are built (half of a 10,000-trial plan).
+    Only around that: applies and --watch run for hours with the GC on.
+    """
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
 
 
 def make_plan(
@@ -94,87 +106,50 @@ def make_plan(
     """Observe the sweep and diff it against the spec's desired objects.
 
     Observing waits on the network; the desired objects are rendered meanwhile.
-    A TPE search reads the trials' metrics (`tensorboard_url` as for `status`).
+    A random or TPE search selects its trials from what the sweep has (a TPE
+    search reads the trials' metrics; `tensorboard_url` as for `status`).
+    A spec that would show a trial under values it did not run with is refused
+    (plan.as_recorded).
     """
     from concurrent.futures import ThreadPoolExecutor
 
-    ns = backend.namespace
-    on_cluster = backend.name == "kubernetes"
-
-    def render(trials: list[Trial]) -> dict[str, Any]:
-        return {t.name: tfjob(spec, t, namespace=ns) if on_cluster else local_trial(spec, t) for t in trials}
-
     selection = None
-    with ThreadPoolExecutor(max_workers=1) as pool:
+    with paused_gc(), ThreadPoolExecutor(max_workers=1) as pool:
         observing = pool.submit(backend.observe, spec.name)
         grid = spec.search.algorithm == "grid"
         trials = expand(spec) if grid else []
-        desired = render(trials)
+        desired = {t.name: backend.desired(spec, t) for t in trials}
         observed = observing.result()
-    if not grid:  # random and TPE trials depend on what the sweep has
-        from sweepctl.metrics.history import select_trials
+        if not grid:  # random and TPE trials depend on what the sweep has
+            from sweepctl.metrics.history import select_trials
 
-        selection = select_trials(spec, backend, observed, tensorboard_url=tensorboard_url)
-        trials = list(selection.trials)
-        desired = render(trials)
-    # Maybe drifted: the diff needs their live specs.
-    observed = with_specs(desired, trials, observed,
-                          lambda names: backend.specs(spec.name, names))  # type: ignore[attr-defined]
-    plan = compute_plan(
-        sweep=spec.name,
-        namespace=ns,
-        backend=backend.name,
-        target=backend.target,
-        spec_digest=spec.digest,
-        trials=trials,
-        desired_trials=desired,
-        desired_support=(
-            [tensorboard_deployment(spec, namespace=ns), tensorboard_service(spec, namespace=ns)] if on_cluster else []
-        ),
-        observed=observed,
-        replace=replace,
-        replace_drifted=replace_drifted,
-        destroy=destroy,
-        spec_path=os.path.abspath(spec.source),
-        revive=revive,
-    )
+            selection = select_trials(spec, backend, observed, tensorboard_url=tensorboard_url)
+            trials = list(selection.trials)
+            desired = {t.name: backend.desired(spec, t) for t in trials}
+        if not destroy:
+            trials = as_recorded(trials, observed, source=spec.source)
+            for trial in trials:
+                if trial.unpassed:  # ran before a hyperparameter was swept: its flags stay as they ran
+                    desired[trial.name] = backend.desired(spec, trial)
+        # Maybe drifted: the diff needs their live specs.
+        observed = with_specs(desired, trials, observed, lambda names: backend.specs(spec.name, names))
+        plan = compute_plan(
+            sweep=spec.name,
+            namespace=backend.namespace,
+            backend=backend.name,
+            target=backend.target,
+            spec_digest=spec.digest,
+            trials=trials,
+            desired_trials=desired,
+            desired_support=backend.support(spec),
+            observed=observed,
+            replace=replace,
+            replace_drifted=replace_drifted,
+            destroy=destroy,
+            spec_path=os.path.abspath(spec.source),
+            revive=revive,
+        )
     return with_search(plan, selection) if selection else plan
-
-
-def _write_atomically(path: Path, data: bytes) -> None:
-    """Write to a temporary file, then rename: readers see the old file or the new, never half."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
-
-
-def save_plan(plan: Plan, path: Path) -> None:
-    """A half-written plan must never be applied."""
-    _write_atomically(path, planfile.dumps(plan))
-
-
-def read_plan(path: Path) -> Plan:
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        if path == DEFAULT_PLAN:
-            raise SweepctlError(
-                f"no saved plan at {path}",
-                hint="run `sweepctl plan SPEC` first, or `sweepctl apply SPEC` to plan and apply in one go",
-            ) from None
-        raise SweepctlError(f"{path}: no such file") from None
-    return planfile.loads(text, source=str(path))
-
-
-def is_saved_plan(path: Path) -> bool:
-    """A saved plan is JSON with a format version; anything else is read as a spec."""
-    try:
-        with path.open("rb") as f:
-            head = f.read(64).lstrip()
-    except OSError:
-        return False
-    return head.startswith(b"{") and b"format_version" in head
 
 
 def spec_of(plan: Plan) -> Spec:
@@ -191,8 +166,6 @@ def spec_of(plan: Plan) -> Spec:
 
 def check_fresh(plan: Plan, backend: Backend, *, tensorboard_url: str | None = None) -> None:
     """Refuse a saved plan made for another target, or whose sweep has changed since."""
-    from sweepctl.core.plan import fingerprint
-
     if backend.target != plan.target:
         raise SweepctlError(
             f"the saved plan was made for {plan.target}, not {backend.target}",
@@ -211,116 +184,3 @@ def check_fresh(plan: Plan, backend: Backend, *, tensorboard_url: str | None = N
 
 def _stale(why: str) -> SweepctlError:
     return SweepctlError(f"Saved plan is stale: {why}", hint="run `sweepctl plan` again; nothing was changed")
-
-
-def remember_sweep(plan: Plan) -> None:
-    """Note the sweep a plan was applied to, so that `status` and `prune` work without a spec."""
-    import json
-
-    data = {"sweep": plan.sweep, "backend": plan.backend, "namespace": plan.namespace, "spec_path": plan.spec_path}
-    try:
-        _write_atomically(LAST_SWEEP, json.dumps(data).encode())
-    except OSError:
-        pass  # only a convenience: commands can still be given the spec or --sweep
-
-
-@dataclass(frozen=True, kw_only=True)
-class SweepTarget:
-    """A sweep to read or prune, found from a spec, --sweep NAME, or the last plan or apply.
-
-    `spec` is None when the sweep was named without one; the objective then is
-    the default (loss, minimized).
-    """
-
-    sweep: str
-    backend: Backend
-    spec: Spec | None
-
-    @property
-    def metric(self) -> str:
-        return self.spec.metric if self.spec else "loss"
-
-    @property
-    def goal(self) -> str:
-        return self.spec.goal if self.spec else "minimize"
-
-
-def last_sweep() -> dict[str, str | None] | None:
-    """The most recent of the last saved plan and the last apply."""
-    import json
-
-    found: list[tuple[float, dict[str, str | None]]] = []
-    if LAST_SWEEP.is_file():
-        try:
-            found.append((LAST_SWEEP.stat().st_mtime, json.loads(LAST_SWEEP.read_text())))
-        except (OSError, ValueError):
-            pass
-    if DEFAULT_PLAN.is_file():
-        try:
-            plan = read_plan(DEFAULT_PLAN)
-            found.append((DEFAULT_PLAN.stat().st_mtime, {"sweep": plan.sweep, "backend": plan.backend,
-                                                         "namespace": plan.namespace, "spec_path": plan.spec_path}))
-        except (OSError, SweepctlError):
-            pass
-    return max(found, key=lambda f: f[0])[1] if found else None
-
-
-def _backend_named(name: str, access: Access, namespace: str | None) -> Backend:
-    """A backend for a sweep named without its spec (nothing is run, so no parallelism is needed)."""
-    if name == "kubernetes":
-        from sweepctl.backends.kubernetes import Cluster, KubernetesBackend
-
-        return KubernetesBackend(cluster=Cluster(context=access.context), namespace=access.namespace or namespace)
-    if name == "local":
-        from sweepctl.backends.local import LocalBackend
-
-        return LocalBackend(state_dir=access.state_dir or LocalBackend.default_state_dir())
-    raise SweepctlError(f"unknown backend {name!r}", hint="use --backend local or --backend kubernetes")
-
-
-def find_sweep(spec_path: Path | None, sweep: str | None, access: Access) -> SweepTarget:
-    """The sweep a command without a required spec acts on, or an error that lists the candidates."""
-    if spec_path is not None:
-        spec = read_spec(spec_path, max_trials=10**9)
-        if sweep and sweep != spec.name:
-            raise SweepctlError(f"--sweep {sweep} does not match the spec's sweep {spec.name}",
-                                hint="pass either the spec or --sweep")
-        return SweepTarget(sweep=spec.name, backend=backend_for(spec, access), spec=spec)
-    last = last_sweep()
-    if last and (sweep is None or sweep == last.get("sweep")):
-        name = str(last["sweep"])
-        spec = None
-        if last.get("spec_path"):
-            try:
-                spec = read_spec(Path(str(last["spec_path"])), max_trials=10**9)
-            except SweepctlError:
-                spec = None  # moved or broken since: the objective falls back to the default
-        if spec is not None and spec.name == name:
-            return SweepTarget(sweep=name, spec=spec, backend=backend_for(
-                spec, Access(backend=access.backend or last.get("backend"), context=access.context,
-                             namespace=access.namespace or last.get("namespace") or None,
-                             state_dir=access.state_dir)))
-        backend = _backend_named(access.backend or str(last.get("backend") or "local"), access,
-                                 last.get("namespace") or None)
-        return SweepTarget(sweep=name, backend=backend, spec=None)
-    backend = _backend_named(access.backend or "local", access, None)
-    if sweep is not None:
-        return SweepTarget(sweep=sweep, backend=backend, spec=None)
-    candidates = backend.sweeps()
-    raise SweepctlError(
-        f"which sweep? No spec was given, and no plan or apply was made here ({backend.target})",
-        hint=("pass SPEC or --sweep NAME; sweeps found: " + ", ".join(candidates)) if candidates
-        else "pass SPEC or --sweep NAME (no sweep found there; --backend kubernetes looks in the cluster)",
-    )
-
-
-def require_sweep(target: SweepTarget, observed: Any) -> None:
-    """A sweep with nothing at all (no trial, no pruned record) was most likely misnamed."""
-    if observed.objects or observed.pruned:
-        return
-    candidates = [s for s in target.backend.sweeps() if s != target.sweep]
-    raise SweepctlError(
-        f"sweep {target.sweep} has no trials in {target.backend.target}",
-        hint=did_you_mean(target.sweep, candidates) or (
-            ("sweeps found: " + ", ".join(candidates)) if candidates else "run `sweepctl apply SPEC` first"),
-    )

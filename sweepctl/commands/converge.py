@@ -20,7 +20,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from sweepctl.backends.base import Backend, RunningTrial
-from sweepctl.commands.common import Access, backend_for, make_plan, read_spec, remember_sweep
+from sweepctl.commands.common import Access, backend_for, make_plan, read_spec
 from sweepctl.commands.stopping import apply_rule
 from sweepctl.core.diagnostics import SweepctlError
 from sweepctl.core.manifests import TRIAL
@@ -30,6 +30,7 @@ from sweepctl.core.spec import Spec
 from sweepctl.metrics.ranking import SweepStatus, default_strategy
 from sweepctl.metrics.sources import sweep_status
 from sweepctl.views import View
+from sweepctl.workspace import remember_sweep
 
 __all__ = ["run"]
 

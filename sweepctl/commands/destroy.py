@@ -21,4 +21,4 @@ def run(view: View, *, spec_path: Path, access: Access, auto_approve: bool) -> i
         return 0
     if not auto_approve and not view.confirm(plan, f"Do you really want to destroy sweep {spec.name}?"):
         raise SweepctlError("Destroy cancelled.", hint="nothing was changed")
-    return execute(view, plan, backend)
+    return execute(view, plan, backend, access)

@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import os
 import time
+from dataclasses import replace
 from pathlib import Path
 
 from sweepctl.commands.apply import execute
-from dataclasses import replace
-
-from sweepctl.commands.common import Access, SweepTarget, find_sweep, require_sweep
+from sweepctl.commands.common import Access, paused_gc
 from sweepctl.commands.stopping import apply_rule
+from sweepctl.commands.target import SweepTarget, find_sweep, require_sweep
 from sweepctl.core.space import EarlyStopping
 from sweepctl.core.diagnostics import SweepctlError
 from sweepctl.core.plan import Action, Change, Observed, Plan, fingerprint
@@ -38,13 +38,14 @@ def run(view: View, *, spec_path: Path | None, sweep: str | None, access: Access
     observed = backend.observe(target.sweep)
     require_sweep(target, observed)
     if rule is not None:
-        return _by_rule(view, target, observed, auto_approve=auto_approve, dry_run=dry_run,
+        return _by_rule(view, target, observed, access, auto_approve=auto_approve, dry_run=dry_run,
                         tensorboard_url=tensorboard_url)
     assert keep is not None
     k = parse_keep(keep)
-    status = sweep_status(backend, target.sweep, metric=target.metric, goal=target.goal,
-                          strategy=strategy or default_strategy(target.goal), keep=k,
-                          tensorboard_url=tensorboard_url, observed=observed)
+    with paused_gc():
+        status = sweep_status(backend, target.sweep, metric=target.metric, goal=target.goal,
+                              strategy=strategy or default_strategy(target.goal), keep=k,
+                              tensorboard_url=tensorboard_url, observed=observed)
     selection = select_for_prune(status, include_unscored=include_unscored)
     view.prune_plan(selection, dry_run=dry_run)
     if dry_run or not selection.delete:
@@ -60,11 +61,11 @@ def run(view: View, *, spec_path: Path | None, sweep: str | None, access: Access
     )
     if not auto_approve and not view.confirm(plan, f"Do you want to delete these {len(selection.delete)} trials?"):
         raise SweepctlError("Prune cancelled.", hint="nothing was changed")
-    return execute(view, plan, backend)
+    return execute(view, plan, backend, access)
 
 
-def _by_rule(view: View, target: SweepTarget, observed: Observed, *, auto_approve: bool, dry_run: bool,
-             tensorboard_url: str | None) -> int:
+def _by_rule(view: View, target: SweepTarget, observed: Observed, access: Access, *, auto_approve: bool,
+             dry_run: bool, tensorboard_url: str | None) -> int:
     """Apply the median rule once: stop (prune, with the reason) the unfinished trials it stops."""
     rule = (target.spec.early_stopping if target.spec else None) or EarlyStopping()
     outcome = apply_rule(sweep=target.sweep, backend=target.backend, spec=target.spec, metric=target.metric,
@@ -81,4 +82,4 @@ def _by_rule(view: View, target: SweepTarget, observed: Observed, *, auto_approv
         return 0
     if not auto_approve and not view.confirm(outcome.plan, f"Do you want to stop these {len(outcome.stops)} trials?"):
         raise SweepctlError("Prune cancelled.", hint="nothing was changed")
-    return execute(view, outcome.plan, target.backend)
+    return execute(view, outcome.plan, target.backend, access)

@@ -1,14 +1,14 @@
-"""`sweepctl report [SPEC] -o sweep.png`: one picture that shows which settings paint well."""
+"""`sweepctl report [SPEC] --out sweep.png`: one picture that shows which settings paint well."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from sweepctl.commands.common import Access, find_sweep, require_sweep
+from sweepctl.commands.common import Access
+from sweepctl.commands.target import find_sweep, require_sweep
 from sweepctl.core.manifests import TRIAL
 from sweepctl.metrics.ranking import build_status, default_strategy, parse_keep
 from sweepctl.metrics.sheet import IMAGE_TAG, LOSS_TAG, draw
-from sweepctl.metrics.sources import read_metrics
 from sweepctl.views import View
 
 __all__ = ["run"]
@@ -23,8 +23,8 @@ def run(view: View, *, spec_path: Path | None, sweep: str | None, access: Access
     require_sweep(target, observed)
     names = [o.name for o in observed.objects if TRIAL in o.labels]
     # One read for the ranking, the curves and the pictures.
-    runs = read_metrics(backend, target.sweep, names, sorted({target.metric, LOSS_TAG}), image_tag=IMAGE_TAG,
-                        tensorboard_url=tensorboard_url) if names else {}
+    runs = backend.read_runs(target.sweep, names, sorted({target.metric, LOSS_TAG}), image_tag=IMAGE_TAG,
+                             tensorboard_url=tensorboard_url) if names else {}
     status = build_status(sweep=target.sweep, backend=backend.name, target=backend.target, metric=target.metric,
                           goal=target.goal, strategy=strategy or default_strategy(target.goal), keep=k,
                           observed=observed, series={n: r.scalars[target.metric] for n, r in runs.items()})

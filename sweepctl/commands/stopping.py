@@ -20,7 +20,6 @@ from sweepctl.core.space import EarlyStopping
 from sweepctl.core.spec import Spec
 from sweepctl.core.stopping import Stop, median_stops
 from sweepctl.metrics.ranking import SweepStatus, build_status, default_strategy, pruned_record
-from sweepctl.metrics.sources import read_metrics
 
 __all__ = ["RuleOutcome", "apply_rule"]
 
@@ -39,7 +38,7 @@ def apply_rule(*, sweep: str, backend: Backend, spec: Spec | None, metric: str, 
     """Judge every unfinished trial of the sweep by the rule; plan to stop (prune) those it stops."""
     live = [o.name for o in observed.objects if TRIAL in o.labels]
     names = live + [n for n in observed.pruned if n not in set(live)]
-    runs = read_metrics(backend, sweep, names, [metric], tensorboard_url=tensorboard_url) if names else {}
+    runs = backend.read_runs(sweep, names, [metric], tensorboard_url=tensorboard_url) if names else {}
     series = {n: r.scalars[metric] for n, r in runs.items()}
     status = build_status(sweep=sweep, backend=backend.name, target=backend.target, metric=metric, goal=goal,
                           strategy=default_strategy(goal), keep=keep, observed=observed,

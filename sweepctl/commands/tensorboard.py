@@ -6,6 +6,7 @@ Locally it starts a real TensorBoard on the sweep's logs, on loopback unless
 
 from __future__ import annotations
 
+import importlib.util
 import socket
 import subprocess
 import sys
@@ -13,7 +14,7 @@ import time
 import urllib.request
 from pathlib import Path
 
-from sweepctl.commands.common import Access, backend_for, read_spec
+from sweepctl.commands.common import Access, backend_for, command_line, read_spec
 from sweepctl.core.diagnostics import SweepctlError
 from sweepctl.core.manifests import tensorboard_name
 from sweepctl.views import View
@@ -24,19 +25,21 @@ __all__ = ["run"]
 def run(view: View, *, spec_path: Path, access: Access, port: int | None, bind_all: bool) -> int:
     spec = read_spec(spec_path, max_trials=10**9)
     backend = backend_for(spec, access)
-    if backend.name == "kubernetes":
-        name, ns = tensorboard_name(spec), backend.namespace
-        server = getattr(getattr(backend, "cluster", None), "server", "<api-server>")
+    logs = backend.local_logs(spec.name)
+    if logs is None:
+        name, ns = tensorboard_name(spec.name), backend.namespace
         view.message(
             f"TensorBoard for sweep {spec.name} runs in the cluster as service/{name} "
             f"(namespace {ns}, {spec.service_type}).\n"
             f"Reach it with:  kubectl port-forward -n {ns} service/{name} 6006:80  and open http://localhost:6006\n"
-            f"or through the API server's proxy: {server}/api/v1/namespaces/{ns}/services/{name}:http/proxy/"
+            f"or through the API server's proxy: {backend.tensorboard_proxy(spec.name)}"
         )
         return 0
-    logs = backend.sweep_dir(spec.name) / "logs"  # type: ignore[attr-defined]
     if not logs.is_dir():
-        raise SweepctlError(f"sweep {spec.name} has no logs in {logs}", hint=f"run `sweepctl apply {spec_path}` first")
+        raise SweepctlError(f"sweep {spec.name} has no logs in {logs}",
+                            hint=f"run `{command_line('apply', spec_path, access=access)}` first")
+    if importlib.util.find_spec("tensorboard") is None:
+        raise ModuleNotFoundError(name="tensorboard")  # said as one line, naming the extra
     host = "0.0.0.0" if bind_all else "127.0.0.1"
     port = port or _free_port(host)
     argv = [sys.executable, "-m", "tensorboard.main", "--logdir", str(logs), "--host", host, "--port", str(port)]
@@ -66,8 +69,7 @@ def _wait_until_serving(proc: subprocess.Popen[bytes], url: str, timeout: float 
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             err = proc.stderr.read().decode(errors="replace") if proc.stderr else ""
-            hint = "install the trainer extra: pip install 'sweepctl[train]'" if "No module named" in err else None
-            raise SweepctlError(f"TensorBoard exited with {proc.returncode}: {err.strip()[-500:]}", hint=hint)
+            raise SweepctlError(f"TensorBoard exited with {proc.returncode}: {err.strip()[-500:]}")
         try:
             with urllib.request.urlopen(url, timeout=1):
                 return

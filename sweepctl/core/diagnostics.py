@@ -10,7 +10,10 @@ import difflib
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-__all__ = ["Diagnostic", "SweepctlError", "SpecError", "did_you_mean"]
+__all__ = ["Diagnostic", "SweepctlError", "SpecError", "TRAIN_EXTRA", "did_you_mean", "user_error"]
+
+# Modules that come with `pip install 'sweepctl[train]'`, by top-level name.
+TRAIN_EXTRA = frozenset({"tensorflow", "tensorboard", "PIL", "matplotlib", "numpy"})
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -65,3 +68,22 @@ def did_you_mean(word: str, candidates: Iterable[str]) -> str | None:
         lowered = word.lower()
         close = [c for c in candidates if c.lower() == lowered or (len(word) >= 3 and c.lower().startswith(lowered))]
     return f"did you mean '{close[0]}'?" if close else None
+
+
+def user_error(err: BaseException, *, command: str) -> SweepctlError | None:
+    """A plain error for what is the machine's, not sweepctl's, fault; None for a real bug.
+
+    A missing optional dependency names the extra that brings it; a path that
+    cannot be written or read says which and why.
+    """
+    if isinstance(err, ModuleNotFoundError) and err.name:
+        top = err.name.split(".")[0]
+        if top in TRAIN_EXTRA:
+            return SweepctlError(f"`sweepctl {command}` needs {top}, from the train extra: "
+                                 "pip install 'sweepctl[train]'")
+        return SweepctlError(f"`sweepctl {command}` needs the module {top}, which is missing: "
+                             "reinstall sweepctl (pip install --force-reinstall sweepctl)")
+    if isinstance(err, OSError):
+        where = f"{err.filename}: " if err.filename else ""
+        return SweepctlError(f"{where}{err.strerror or err}")
+    return None

@@ -36,6 +36,7 @@ __all__ = [
     "template_hash",
     "tfjob",
     "tensorboard_name",
+    "TENSORBOARD_SERVICE_PORT",
     "tensorboard_deployment",
     "tensorboard_service",
     "log_dir",
@@ -64,6 +65,7 @@ TFJOB_GROUP = "kubeflow.org"
 TFJOB_VERSION = "v1"
 TFJOB_PLURAL = "tfjobs"
 TENSORBOARD_PORT = 6006
+TENSORBOARD_SERVICE_PORT = "http"  # the Service's port, by name, as the API server's proxy reaches it
 LOGS_VOLUME = "logs"
 
 # Retry a trial only when its container was killed from outside (exit codes 128+:
@@ -234,8 +236,8 @@ class _NoTemplate(Exception):
     pass
 
 
-def tensorboard_name(spec: Spec) -> str:
-    return f"{spec.name}-tensorboard"
+def tensorboard_name(sweep: str) -> str:
+    return f"{sweep}-tensorboard"
 
 
 def _tensorboard_labels(spec: Spec) -> dict[str, str]:
@@ -278,7 +280,7 @@ def tensorboard_deployment(spec: Spec, *, namespace: str) -> dict[str, Any]:
             },
         },
     }
-    return _object("Deployment", "apps/v1", tensorboard_name(spec), namespace, labels, {}, body)
+    return _object("Deployment", "apps/v1", tensorboard_name(spec.name), namespace, labels, {}, body)
 
 
 def tensorboard_service(spec: Spec, *, namespace: str) -> dict[str, Any]:
@@ -286,11 +288,11 @@ def tensorboard_service(spec: Spec, *, namespace: str) -> dict[str, Any]:
     body: dict[str, Any] = {
         "type": spec.service_type,
         "selector": {SWEEP: spec.name, COMPONENT: "tensorboard"},
-        "ports": [{"name": "http", "port": 80, "targetPort": "http", "protocol": "TCP"}],
+        "ports": [{"name": TENSORBOARD_SERVICE_PORT, "port": 80, "targetPort": "http", "protocol": "TCP"}],
     }
     if spec.service_type == "LoadBalancer":
         body["loadBalancerSourceRanges"] = list(spec.source_ranges)
-    return _object("Service", "v1", tensorboard_name(spec), namespace, _tensorboard_labels(spec), {}, body)
+    return _object("Service", "v1", tensorboard_name(spec.name), namespace, _tensorboard_labels(spec), {}, body)
 
 
 def local_trial(spec: Spec, trial: Trial) -> dict[str, Any]:

@@ -8,13 +8,14 @@ recreating a trial throws away its training.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
-from collections.abc import Callable, Collection, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
 
-from sweepctl.core.diagnostics import SweepctlError, did_you_mean
+from sweepctl.core.diagnostics import Diagnostic, SweepctlError, did_you_mean
 from sweepctl.core.manifests import (
     SWEEP_TEMPLATE_HASH,
     TEMPLATE_HASH,
@@ -23,11 +24,11 @@ from sweepctl.core.manifests import (
     template_hash,
     trial_template,
 )
-from sweepctl.core.spec import Scalar
+from sweepctl.core.spec import Scalar, flag_value
 from sweepctl.core.trials import Trial
 
-__all__ = ["RESUMABLE", "PRUNED", "Action", "LiveObject", "Observed", "Change", "Plan", "compute_plan", "fingerprint",
-           "drift", "needs_spec", "with_specs"]
+__all__ = ["RESUMABLE", "PRUNED", "Action", "LiveObject", "Observed", "Change", "Plan", "as_recorded", "compute_plan",
+           "fingerprint", "drift", "needs_spec", "with_specs"]
 
 
 # Local trials that were queued or running when their apply was interrupted: the
@@ -379,6 +380,62 @@ def _owns(tree: Mapping[str, Any], steps: list[Any], spec: Any) -> bool:
 def _short(value: Any, limit: int = 60) -> str:
     text = repr(value)
     return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _values(params: Mapping[str, Scalar]) -> frozenset[tuple[str, str]]:
+    return frozenset((k, flag_value(v)) for k, v in params.items())
+
+
+def _show(params: Mapping[str, Any], keys: Iterable[str]) -> str:
+    return ", ".join(f"{k}={flag_value(params[k])}" for k in keys)
+
+
+def as_recorded(trials: Sequence[Trial], observed: Observed, *, source: str | None = None) -> list[Trial]:
+    """The spec's trials, checked against the values their live and pruned records say they ran with.
+
+    A default names the value trials had before its hyperparameter was swept,
+    so a trial recorded without that hyperparameter is the spec's trial at the
+    default, and its flags stay as they ran (`unpassed`). A spec that would put
+    a trial's results under other values (a default changed after trials ran
+    with it) is refused, with every such trial: what a trial shows is what it ran.
+    """
+    if not trials:
+        return []
+    by_name = {t.name: t for t in trials}
+    by_values: dict[frozenset[tuple[str, str]], Trial] = {}  # built when first needed: most plans never do
+    keys = set(trials[0].params)
+    defaults = {k: v for t in trials for k, v in t.params.items() if k not in t.identity}
+    records: dict[str, Mapping[str, Any]] = {n: r.get("params") or {} for n, r in observed.pruned.items()}
+    records.update({o.name: o.params for o in observed.objects if TRIAL in o.labels})
+    problems: list[Diagnostic] = []
+    out = dict(by_name)
+    for name, ran in records.items():
+        if not ran:
+            continue  # nothing recorded (an unreadable record): nothing to compare
+        trial = by_name.get(name)
+        if trial is not None and ran == trial.params and all(type(v) is type(ran[k]) for k, v in trial.params.items()):
+            continue  # the common case: recorded exactly as the spec has it (True == 1, hence the types)
+        if trial is not None:
+            differ = [k for k in trial.params if k in ran and flag_value(ran[k]) != flag_value(trial.params[k])]
+            if differ:
+                problems.append(Diagnostic(file=source, message=f"trial {name} ran with {_show(ran, differ)}, "
+                                           f"but this spec would show it as {_show(trial.params, differ)}"))
+                continue
+            missing = frozenset(k for k in trial.params if k not in ran and k not in trial.identity)
+            if missing:
+                out[name] = dataclasses.replace(trial, unpassed=missing)
+        completed = {**{k: defaults[k] for k in keys - set(ran) if k in defaults}, **ran}
+        if not by_values:
+            by_values.update((_values(t.params), t) for t in trials)
+        same = by_values.get(_values(completed)) if set(completed) == keys else None
+        if same is not None and same.name != name:
+            problems.append(Diagnostic(file=source, message=f"trial {name} ran with {_show(ran, sorted(ran))}, "
+                                       f"which this spec names {same.name}"))
+    if problems:
+        raise SweepctlError([*problems[:-1], dataclasses.replace(problems[-1], hint=(
+            "a default is the value trials had before the hyperparameter was swept, so it cannot change once "
+            "trials ran with it: set it back to the value they ran with, or destroy the sweep to start over"))])
+    return [out[t.name] for t in trials]
 
 
 def compute_plan(

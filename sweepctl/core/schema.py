@@ -103,10 +103,17 @@ SCHEMA: dict[str, Any] = {
             "properties": {
                 "image": {"type": "string", "minLength": 1, "default": "tensorflow/tensorflow:2.21.0"},
                 "serviceType": {
-                    "description": "ClusterIP keeps it inside the cluster. LoadBalancer exposes "
-                    "it and then requires loadBalancerSourceRanges.",
+                    "description": "ClusterIP keeps it inside the cluster. NodePort exposes it on "
+                    "every node and then requires allowNodePort: true; LoadBalancer exposes it and "
+                    "then requires loadBalancerSourceRanges.",
                     "enum": ["ClusterIP", "NodePort", "LoadBalancer"],
                     "default": "ClusterIP",
+                },
+                "allowNodePort": {
+                    "description": "Required (true) with a NodePort TensorBoard: TensorBoard has no "
+                    "authentication, so it is exposed only when the spec says so.",
+                    "type": "boolean",
+                    "default": False,
                 },
                 "loadBalancerSourceRanges": {
                     "description": "CIDRs allowed to reach a LoadBalancer TensorBoard.",
@@ -145,8 +152,9 @@ SCHEMA: dict[str, Any] = {
         },
         "defaults": {
             "description": "Per-hyperparameter defaults: the value trials had before the "
-            "hyperparameter was swept. A trial at the default keeps its identity and is not "
-            "passed the flag, so adding a hyperparameter keeps existing trials.",
+            "hyperparameter was swept (the trainer's own default). A trial at the default keeps "
+            "its name, so adding a hyperparameter keeps existing trials; new trials are always "
+            "passed the flag. A default cannot change once trials ran with it.",
             "type": "object",
             "additionalProperties": _SCALAR,
             "default": {},

@@ -25,7 +25,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from sweepctl.core.plan import PRUNED, Plan
-from sweepctl.core.spec import HyperParam, Scalar, Spec, canonical_value, value_key
+from sweepctl.core.spec import HyperParam, Scalar, Spec, canonical_value, flag_value
 from sweepctl.core.trials import Trial, expand
 
 __all__ = ["make_trial", "with_search", "FINISHED", "PastTrial", "Selection", "select", "random_stream", "fits", "unit", "history_digest", "tpe_history", "point_key"]
@@ -98,9 +98,9 @@ def _draw(hp: HyperParam, u: float) -> Scalar:
     return hp.values[min(int(u * len(hp.values)), len(hp.values) - 1)]
 
 
-def point_key(params: Mapping[str, Any]) -> tuple[tuple[str, tuple[str, Scalar]], ...]:
-    """What makes two points the same trial's: their values, compared as values."""
-    return tuple(sorted((k, value_key(canonical_value(v))) for k, v in params.items()))
+def point_key(params: Mapping[str, Any]) -> tuple[tuple[str, str], ...]:
+    """What makes two points the same trial's: their values, compared as the trainer receives them."""
+    return tuple(sorted((k, flag_value(v)) for k, v in params.items()))
 
 
 def random_stream(spec: Spec) -> Iterator[dict[str, Scalar]]:
@@ -136,7 +136,7 @@ def _in_space(spec: Spec, params: Mapping[str, Scalar]) -> dict[str, Scalar] | N
         if hp.range is not None:
             if not hp.range.contains(value):
                 return None
-        elif value_key(canonical_value(value)) not in {value_key(v) for v in hp.values}:
+        elif flag_value(value) not in {flag_value(v) for v in hp.values}:
             return None
         out[hp.name] = canonical_value(value)
     return out

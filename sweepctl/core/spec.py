@@ -21,7 +21,7 @@ from sweepctl.core.diagnostics import Diagnostic, SpecError, did_you_mean
 from sweepctl.core.schema import DEFAULT_MAX_TRIALS, SCHEMA
 from sweepctl.core.space import EarlyStopping, Range, Search, parse_early_stopping, parse_range, parse_search, space_diagnostics
 
-__all__ = ["Scalar", "HyperParam", "Spec", "load_spec", "canonical_value", "flag_name", "value_key"]
+__all__ = ["RESERVED_FLAGS", "Scalar", "HyperParam", "Spec", "load_spec", "canonical_value", "flag_name", "flag_value"]
 
 Scalar = bool | int | float | str
 Path = tuple[str | int, ...]
@@ -35,10 +35,6 @@ class HyperParam:
     values: tuple[Scalar, ...]
     default: Scalar | None = None
     range: Range | None = None  # random and tpe search only; `values` is then empty
-
-    @property
-    def flag(self) -> str:
-        return flag_name(self.name)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -68,9 +64,13 @@ class Spec:
     search: Search = field(default_factory=Search)
     early_stopping: EarlyStopping | None = None
 
-    @property
-    def grid_size(self) -> int:
-        return math.prod(len(hp.values) for hp in self.hyper_params)
+
+# Flags that sweepctl passes every trial itself: a hyperparameter or a fixed
+# argument with the same flag would be overridden without a word.
+RESERVED_FLAGS = {
+    "--log-dir": "sweepctl passes each trial its own log folder",
+    "--threads": "the local backend passes local.threadsPerTrial as --threads",
+}
 
 
 @functools.lru_cache(maxsize=1024)
@@ -86,27 +86,95 @@ def canonical_value(value: Scalar) -> Scalar:
     return value
 
 
-def value_key(value: Scalar) -> tuple[str, Scalar]:
-    """What makes two values the same: equal numbers, or equal strings or booleans.
+def flag_value(value: Scalar) -> str:
+    """The value as the trainer receives it: one argv element.
 
-    True == 1 in Python, but they are different hyperparameter values.
+    Two values with the same text reach the trainer as the same flag, so this
+    text is what makes two values the same (0.01 and "0.01" are one value).
     """
-    return (type(value).__name__ if isinstance(value, bool | str) else "number", value)
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(canonical_value(value))
 
 
-class _Loader(yaml.SafeLoader):
-    """SafeLoader that also reads YAML 1.2 floats such as 1e-3 as numbers.
+# -- YAML 1.2 ---------------------------------------------------------------------------
 
-    PyYAML follows YAML 1.1, where 1e-3 (no dot) is a string: a surprise for
-    anyone writing a learning rate.
+_TAG = "tag:yaml.org,2002:"
+_INT = re.compile(r"[-+]?[0-9]+|0o[0-7]+|0x[0-9a-fA-F]+")
+_FLOAT = re.compile(r"[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)?|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN)")
+_BOOL = {"true": True, "True": True, "TRUE": True, "false": False, "False": False, "FALSE": False}
+_NULL = re.compile(r"~|null|Null|NULL|")
+# A document cannot hold more values than it has characters unless aliases
+# repeat them; this much repetition on top is plenty for any real spec.
+_ALIAS_ALLOWANCE = 10_000
+_MAX_DEPTH = 50
+
+
+class _Resolver12(yaml.resolver.BaseResolver):
+    """The YAML 1.2 core schema: `yes`, `on`, `1:30`, `2024-01-01` and `1_000` are strings.
+
+    PyYAML follows YAML 1.1, where `yes` is true, `010` is 8, `1:30` is 90 and
+    `1e-3` (no dot) is a string: all surprises for a hyperparameter value.
     """
 
 
-_Loader.add_implicit_resolver(
-    "tag:yaml.org,2002:float",
-    re.compile(r"^[-+]?(?:[0-9][0-9_]*)(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"),
-    list("-+0123456789"),
-)
+_Resolver12.add_implicit_resolver(_TAG + "bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF"))
+_Resolver12.add_implicit_resolver(_TAG + "int", re.compile(rf"^(?:{_INT.pattern})$"), list("-+0123456789"))
+_Resolver12.add_implicit_resolver(_TAG + "float", re.compile(rf"^(?:{_FLOAT.pattern})$"), list("-+0123456789."))
+_Resolver12.add_implicit_resolver(_TAG + "null", re.compile(r"^(?:~|null|Null|NULL|)$"), ["~", "n", "N", ""])
+
+
+class _Loader(yaml.reader.Reader, yaml.scanner.Scanner, yaml.parser.Parser, yaml.composer.Composer, _Resolver12):
+    """Reads YAML into nodes only; _Builder turns them into data, refusing what a spec cannot hold."""
+
+    def __init__(self, stream: str) -> None:
+        yaml.reader.Reader.__init__(self, stream)
+        yaml.scanner.Scanner.__init__(self)
+        yaml.parser.Parser.__init__(self)
+        yaml.composer.Composer.__init__(self)
+        _Resolver12.__init__(self)
+
+
+class _Refused(Exception):
+    def __init__(self, message: str, mark: yaml.Mark | None, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.message, self.mark, self.hint = message, mark, hint
+
+
+def _tag_name(tag: str) -> str:
+    return "!!" + tag[len(_TAG):] if tag.startswith(_TAG) else tag
+
+
+def _scalar(node: yaml.ScalarNode) -> Any:
+    """A scalar of the YAML 1.2 core schema; any other tag is refused."""
+    tag, text = node.tag, node.value
+    if tag == _TAG + "str":
+        return text
+    if tag == _TAG + "bool" and text in _BOOL:
+        return _BOOL[text]
+    if tag == _TAG + "null" and _NULL.fullmatch(text):
+        return None
+    if tag == _TAG + "int" and _INT.fullmatch(text):
+        return _int(text)
+    if tag == _TAG + "float" and _INT.fullmatch(text):
+        return float(_int(text))
+    if tag == _TAG + "float" and _FLOAT.fullmatch(text):
+        lowered = text.lower()
+        if lowered.endswith(".inf"):
+            return -math.inf if lowered.startswith("-") else math.inf
+        return math.nan if lowered == ".nan" else float(text)
+    if tag in (_TAG + t for t in ("str", "bool", "null", "int", "float")):
+        raise _Refused(f"{text!r} is not a valid {_tag_name(tag)}", node.start_mark)
+    raise _Refused(f"the tag {_tag_name(tag)} is not allowed in a spec", node.start_mark, _NO_TAGS)
+
+
+def _int(text: str) -> int:
+    if text.startswith(("0o", "0x")):
+        return int(text[2:], 8 if text[1] == "o" else 16)
+    return int(text)  # YAML 1.2: 010 is ten, not eight
+
+
+_NO_TAGS = "a spec holds plain YAML 1.2 values (numbers, strings, booleans, lists and mappings): remove the tag"
 
 
 @dataclass
@@ -118,57 +186,85 @@ class _Document:
     keys: dict[Path, yaml.Mark]
 
 
+class _Builder:
+    """Turns composed nodes into plain data, with positions, and never trusts them.
+
+    Aliases make a node graph, not a tree: a node may contain itself, and a
+    few hundred bytes may stand for millions of values. Both are refused.
+    """
+
+    def __init__(self, filename: str, budget: int) -> None:
+        self.filename = filename
+        self.budget = budget
+        self.doc = _Document(data=None, values={}, keys={})
+        self.problems: list[Diagnostic] = []
+        self.open: set[int] = set()
+
+    def build(self, node: yaml.Node, path: Path) -> Any:
+        self.budget -= 1
+        if self.budget < 0:
+            where = self.doc.keys.get(path[:1], node.start_mark)  # the top-level key that expands so
+            raise _Refused("the YAML expands to too many values through aliases (*name)", where,
+                           "write the values out; a spec never needs aliases to repeat this much")
+        if len(path) > _MAX_DEPTH:
+            raise _Refused(f"the YAML is nested more than {_MAX_DEPTH} levels deep", node.start_mark)
+        if id(node) in self.open:
+            raise _Refused("an alias refers to the anchor that contains it (a recursive value)", node.start_mark,
+                           "a spec is a tree: remove the alias, or point it at another anchor")
+        self.doc.values[path] = node.start_mark
+        if isinstance(node, yaml.ScalarNode):
+            return _scalar(node)
+        expected = _TAG + ("map" if isinstance(node, yaml.MappingNode) else "seq")
+        if node.tag != expected:
+            raise _Refused(f"the tag {_tag_name(node.tag)} is not allowed in a spec", node.start_mark, _NO_TAGS)
+        self.open.add(id(node))
+        try:
+            if isinstance(node, yaml.SequenceNode):
+                return [self.build(item, path + (i,)) for i, item in enumerate(node.value)]
+            return self._mapping(node, path)
+        finally:
+            self.open.discard(id(node))
+
+    def _mapping(self, node: yaml.MappingNode, path: Path) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for key_node, value_node in node.value:
+            key = _scalar(key_node) if isinstance(key_node, yaml.ScalarNode) else None
+            if not isinstance(key, str):
+                self.problems.append(_at(self.filename, key_node.start_mark, "keys must be plain strings"))
+                continue
+            if key in out:
+                self.problems.append(
+                    _at(self.filename, key_node.start_mark, f"duplicate key '{key}'", "remove one of the two"))
+                continue
+            self.doc.keys[path + (key,)] = key_node.start_mark
+            out[key] = self.build(value_node, path + (key,))
+        return out
+
+
 def _compose(text: str, filename: str) -> _Document:
     try:
         root = yaml.compose(text, Loader=_Loader)
     except yaml.MarkedYAMLError as err:
         mark = err.problem_mark or err.context_mark
-        raise SpecError(
-            [
-                Diagnostic(
-                    message=f"malformed YAML: {err.problem or err.context}",
-                    file=filename,
-                    line=mark.line + 1 if mark else None,
-                    column=mark.column + 1 if mark else None,
-                    hint="check the indentation and quoting around this position",
-                )
-            ]
-        ) from None
+        raise SpecError([_at(filename, mark, f"malformed YAML: {err.problem or err.context}",
+                             "check the indentation and quoting around this position")]) from None
     except yaml.YAMLError as err:
         raise SpecError([Diagnostic(message=f"malformed YAML: {err}", file=filename)]) from None
+    except RecursionError:
+        raise SpecError([Diagnostic(message=f"malformed YAML: nested more than {_MAX_DEPTH} levels deep",
+                                    file=filename)]) from None
     if root is None:
         raise SpecError(
             [Diagnostic(message="the spec is empty", file=filename, hint="start with 'name:' and 'hyperParamValues:'")]
         )
-    doc = _Document(data=None, values={}, keys={})
-    problems: list[Diagnostic] = []
-    constructor = _Loader("")
-
-    def build(node: yaml.Node, path: Path) -> Any:
-        doc.values[path] = node.start_mark
-        if isinstance(node, yaml.MappingNode):
-            out: dict[str, Any] = {}
-            for key_node, value_node in node.value:
-                key = constructor.construct_object(key_node) if isinstance(key_node, yaml.ScalarNode) else None
-                if not isinstance(key, str):
-                    problems.append(_at(filename, key_node.start_mark, "keys must be plain strings"))
-                    continue
-                if key in out:
-                    problems.append(
-                        _at(filename, key_node.start_mark, f"duplicate key '{key}'", "remove one of the two")
-                    )
-                    continue
-                doc.keys[path + (key,)] = key_node.start_mark
-                out[key] = build(value_node, path + (key,))
-            return out
-        if isinstance(node, yaml.SequenceNode):
-            return [build(item, path + (i,)) for i, item in enumerate(node.value)]
-        return constructor.construct_object(node)
-
-    doc.data = build(root, ())
-    if problems:
-        raise SpecError(problems)
-    return doc
+    builder = _Builder(filename, budget=len(text) + _ALIAS_ALLOWANCE)
+    try:
+        builder.doc.data = builder.build(root, ())
+    except _Refused as err:
+        raise SpecError([_at(filename, err.mark, err.message, err.hint)]) from None
+    if builder.problems:
+        raise SpecError(builder.problems)
+    return builder.doc
 
 
 def _at(filename: str, mark: yaml.Mark | None, message: str, hint: str | None = None) -> Diagnostic:
@@ -309,26 +405,43 @@ def _camel(name: str) -> str:
 def _semantic_diagnostics(doc: _Document, filename: str, max_trials: int) -> Iterator[Diagnostic]:
     data = doc.data
     grid = data["hyperParamValues"]
+    flags: dict[str, str] = {}
     for name, values in grid.items():
+        flag = flag_name(name)
+        if flag in RESERVED_FLAGS:
+            yield _at(filename, doc.keys.get(("hyperParamValues", name)),
+                      f"hyperparameter {name} becomes the flag {flag}, which sweepctl sets itself",
+                      f"{RESERVED_FLAGS[flag]}; sweep another hyperparameter")
+        elif flag in flags:
+            yield _at(filename, doc.keys.get(("hyperParamValues", name)),
+                      f"hyperparameters {flags[flag]} and {name} both become the flag {flag}",
+                      "keep one of them: the trainer would get the flag twice")
+        flags.setdefault(flag, name)
         if not isinstance(values, list):
             continue  # a range: space_diagnostics checks it
-        seen: dict[tuple[str, Scalar], int] = {}
+        seen: dict[str, int] = {}
         for i, value in enumerate(values):
             if not isinstance(value, bool | int | float | str):
                 continue  # a type error, already reported
             if isinstance(value, float) and not math.isfinite(value):
                 yield _at(filename, doc.values.get(("hyperParamValues", name, i)), f"hyperParamValues.{name}[{i}] is {value}, not a finite number")
                 continue
-            key = value_key(canonical_value(value))
+            key = flag_value(value)
             if key in seen:
                 yield _at(
                     filename,
                     doc.values.get(("hyperParamValues", name, i)),
                     f"hyperParamValues.{name} lists {value!r} twice (the same value as item {seen[key]})",
-                    "remove the duplicate: values are compared as numbers, so 0.01, 1.0e-2 and 0.010 are the same",
+                    "remove the duplicate: values are compared as the trainer receives them, so 0.01, 1.0e-2, "
+                    "0.010 and '0.01' are the same",
                 )
             else:
                 seen[key] = i
+    for i, arg in enumerate(data.get("args", [])):
+        flag = arg.split("=", 1)[0] if isinstance(arg, str) else None
+        if flag in RESERVED_FLAGS:
+            yield _at(filename, doc.values.get(("args", i)), f"args: {flag} is set by sweepctl itself",
+                      RESERVED_FLAGS[flag] + "; remove it from args")
     for name in data.get("defaults", {}):
         if name not in grid:
             yield _at(
@@ -345,6 +458,14 @@ def _semantic_diagnostics(doc: _Document, filename: str, max_trials: int) -> Ite
             "a LoadBalancer TensorBoard needs tensorboard.loadBalancerSourceRanges",
             "TensorBoard has no authentication: list the CIDRs allowed to reach it "
             "(write 0.0.0.0/0 only if you mean the whole internet), or use ClusterIP",
+        )
+    if tensorboard.get("serviceType") == "NodePort" and tensorboard.get("allowNodePort") is not True:
+        yield _at(
+            filename,
+            doc.values.get(("tensorboard", "serviceType")),
+            "a NodePort TensorBoard needs tensorboard.allowNodePort: true",
+            "TensorBoard has no authentication, and a NodePort opens it on every node to anyone who reaches "
+            "the nodes: set allowNodePort: true if that is what you mean, or use ClusterIP and kubectl port-forward",
         )
     yield from space_diagnostics(data, lambda path, message, hint: _at(
         filename, doc.values.get(path), message, hint), max_trials=max_trials)

@@ -16,13 +16,13 @@ import math
 import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 from sweepctl.core.diagnostics import SweepctlError
 from sweepctl.core.plan import PRUNED
 from sweepctl.core.search import point_key, unit  # search imports this module only when a spec needs TPE
 from sweepctl.core.space import round_value
-from sweepctl.core.spec import HyperParam, Scalar, Spec, canonical_value, value_key
+from sweepctl.core.spec import HyperParam, Scalar, Spec, flag_value
 
 __all__ = ["Observation", "observation", "propose"]
 
@@ -78,13 +78,13 @@ def _distribution(optuna: Any, hp: HyperParam) -> Any:
 def _as_optuna(hp: HyperParam, value: Scalar) -> Any:
     """The value as its distribution holds it: the listed choice itself, an int, or a float."""
     if hp.range is None:
-        return next(v for v in hp.values if value_key(v) == value_key(canonical_value(value)))
+        return next(v for v in hp.values if flag_value(v) == flag_value(value))
     return int(value) if hp.range.integer else float(value)
 
 
 def _from_optuna(hp: HyperParam, value: Any) -> Scalar:
     if hp.range is None:
-        return value  # type: ignore[no-any-return]
+        return cast(Scalar, value)  # a listed choice, as _as_optuna gave it
     return int(value) if hp.range.integer else round_value(float(value), hp.range)
 
 

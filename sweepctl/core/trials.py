@@ -1,9 +1,11 @@
 """Trials: the grid a spec describes, each with a name that depends only on values.
 
-A trial's identity is the sweep's name plus its hyperparameter values (not their
-positions in the lists), so reordering or inserting values never renames an
-existing trial, and a hyperparameter at its declared default does not count, so
-adding a hyperparameter keeps the trials that ran before it existed.
+A trial's identity is the sweep's name plus its hyperparameter values as the
+trainer receives them (not their positions in the lists), so reordering or
+inserting values never renames an existing trial, and a hyperparameter at its
+declared default does not count, so adding a hyperparameter keeps the trials
+that ran before it existed. Every value is passed to the trainer, defaults
+included: what a trial shows is what it ran.
 """
 
 from __future__ import annotations
@@ -11,13 +13,14 @@ from __future__ import annotations
 import functools
 import hashlib
 import itertools
+import math
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import orjson
 
-from sweepctl.core.spec import Scalar, Spec, flag_name, value_key
+from sweepctl.core.spec import Scalar, Spec, canonical_value, flag_name, flag_value
 
 __all__ = ["Trial", "expand", "trial_id", "trial_name", "MAX_NAME"]
 
@@ -30,7 +33,9 @@ class Trial:
     """One point of the grid.
 
     `params` holds every hyperparameter (for display and flags); `identity` only
-    those that differ from their declared default (for naming).
+    those that differ from their declared default (for naming). `unpassed`
+    names the hyperparameters a live trial ran without, because it ran before
+    they were swept (see plan.as_recorded): its flags stay as they were.
     """
 
     sweep: str
@@ -38,24 +43,37 @@ class Trial:
     id: str
     params: Mapping[str, Scalar]
     identity: Mapping[str, Scalar]
+    unpassed: frozenset[str] = field(default_factory=frozenset)
 
     def flags(self) -> list[str]:
-        """Trainer flags for the hyperparameters, one argv element each (no shell)."""
+        """Trainer flags for every hyperparameter, one argv element each (no shell)."""
         out: list[str] = []
-        for key, value in self.identity.items():
-            out += [flag_name(key), render_value(value)]
+        for key, value in self.params.items():
+            if key not in self.unpassed:
+                out += [flag_name(key), flag_value(value)]
         return out
 
 
-def render_value(value: Scalar) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    return str(value)
+def _same_as_flag(value: Scalar) -> Scalar:
+    """One value for each text the trainer can receive: "0.01" is 0.01, "true" is true; "010" stays "010".
+
+    A string is hashed as the number or boolean that the trainer would receive
+    as the very same text; every other value hashes as itself, as it always did.
+    """
+    if not isinstance(value, str):
+        return canonical_value(value)
+    if value in ("true", "false"):
+        return value == "true"
+    try:
+        number = canonical_value(int(value) if value.lstrip("-").isdigit() else float(value))
+    except ValueError:
+        return value
+    return number if math.isfinite(number) and flag_value(number) == value else value
 
 
 def trial_id(sweep: str, identity: Mapping[str, Scalar]) -> str:
-    """A short stable hash of the sweep name and the identifying values."""
-    canonical = orjson.dumps(dict(identity), option=orjson.OPT_SORT_KEYS)
+    """A short stable hash of the sweep name and the identifying values, as the trainer gets them."""
+    canonical = orjson.dumps({k: _same_as_flag(v) for k, v in identity.items()}, option=orjson.OPT_SORT_KEYS)
     digest = hashlib.sha256(sweep.encode() + b"\0" + canonical).hexdigest()
     return digest[:_ID_CHARS]
 
@@ -69,7 +87,10 @@ def _abbreviation(name: str) -> str:
 
 @functools.lru_cache(maxsize=65536, typed=True)  # typed: True and 1 are different values
 def _token(value: Scalar) -> str:
-    text = render_value(value).lower().replace(".", "p").replace("+", "")
+    """0.01 -> 0p01, -0.01 -> m0p01, 1e-05 -> 1e-05, 'SGD with momentum' -> sgd-with-momentum."""
+    text = flag_value(value).lower().replace(".", "p").replace("+", "")
+    if text.startswith("-"):
+        text = "m" + text[1:]  # -0.01 and 0.01 must read differently
     return re.sub(r"[^a-z0-9-]+", "-", text).strip("-")
 
 
@@ -91,7 +112,7 @@ def expand(spec: Spec) -> list[Trial]:
     for combo in itertools.product(*(hp.values for hp in spec.hyper_params)):
         params = dict(zip(names, combo, strict=True))
         identity = {
-            k: v for k, v in params.items() if not (k in defaults and value_key(v) == value_key(defaults[k]))
+            k: v for k, v in params.items() if not (k in defaults and flag_value(v) == flag_value(defaults[k]))
         }
         tid = trial_id(spec.name, identity)
         trials.append(

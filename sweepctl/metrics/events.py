@@ -238,6 +238,8 @@ def _scan(buf: bytes, base: int, points: dict[str, dict[int, float]], image_tag:
                     _decode(buf[start:stop], points, None, None)
                     break  # every asked-for tag of this record is read
                 series[point[0]] = point[1]
+            except ModuleNotFoundError:
+                raise  # TensorBoard's protos are missing: the machine's problem, not the record's
             except Exception as err:  # noqa: BLE001 - an undecodable record is reported, never fatal
                 return base + pos, image, f"{name}: record at byte {base + pos}: {err.__class__.__name__}: {err}"
         if image_needle is not None and find(image_needle, start, stop) >= 0:
@@ -245,6 +247,8 @@ def _scan(buf: bytes, base: int, points: dict[str, dict[int, float]], image_tag:
                 return base + pos, image, f"{name}: corrupt record at byte {base + pos} (checksum mismatch)"
             try:
                 image = _decode(buf[start:stop], {}, image_tag, image)
+            except ModuleNotFoundError:
+                raise
             except Exception as err:  # noqa: BLE001
                 return base + pos, image, f"{name}: record at byte {base + pos}: {err.__class__.__name__}: {err}"
         pos = stop + 4

@@ -20,8 +20,6 @@ from sweepctl.core.plan import PRUNED, Observed
 from sweepctl.core.spec import Scalar
 
 __all__ = [
-    "STRATEGIES",
-    "DEFAULT_KEEP",
     "Series",
     "TrialStatus",
     "SweepStatus",
@@ -33,8 +31,6 @@ __all__ = [
     "pruned_record",
 ]
 
-STRATEGIES = ("min", "max", "latest")
-DEFAULT_KEEP = 3  # trials marked as the best by `status` unless --keep says otherwise
 _KEEP = re.compile(r"best=(\d+)")
 
 

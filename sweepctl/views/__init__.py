@@ -1,7 +1,8 @@
 """Views render the core's models, for people (rich) or for scripts (JSON).
 
 A view is chosen before anything can fail, so even errors come out in the
-requested format.
+requested format. The JSON view prints exactly one document per command,
+whatever path the command took.
 """
 
 from __future__ import annotations
@@ -20,11 +21,17 @@ __all__ = ["View", "make_view"]
 
 
 class View(Protocol):
-    def plan(self, plan: Plan, *, saved_to: str | None = None) -> None: ...
+    # Whether this view can redraw in place (status --watch); JSON prints one document.
+    redraws: bool
+
+    def plan(self, plan: Plan, *, saved_to: str | None = None, apply_command: str | None = None) -> None:
+        """The plan; `apply_command` applies exactly the plan saved to `saved_to`."""
 
     def applying(self, plan: Plan) -> AbstractContextManager[Progress]: ...
 
-    def applied(self, plan: Plan, result: ApplyResult) -> None: ...
+    def applied(self, plan: Plan, result: ApplyResult, *, logs: str | None = None,
+                look_command: str | None = None) -> None:
+        """What apply did; `logs` and `look_command` say where to look at a local sweep's results."""
 
     def confirm(self, plan: Plan, question: str) -> bool: ...
 
@@ -37,6 +44,9 @@ class View(Protocol):
     def message(self, text: str) -> None: ...
 
     def error(self, err: SweepctlError) -> None: ...
+
+    def finish(self) -> None:
+        """The command is over: a view that collects its output prints it now, once."""
 
 
 def make_view(output: str) -> View:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import sys
 from collections import Counter
 from collections.abc import Iterator, Sequence
@@ -101,11 +100,13 @@ class _LiveProgress:
 class HumanView:
     """Rich output on stdout; progress and errors on stderr."""
 
+    redraws = True
+
     def __init__(self, *, color: bool | None = None) -> None:
         self.out = Console(highlight=False, no_color=color is False, soft_wrap=True)
         self.err = Console(stderr=True, highlight=False, no_color=color is False, soft_wrap=True)
 
-    def plan(self, plan: Plan, *, saved_to: str | None = None) -> None:
+    def plan(self, plan: Plan, *, saved_to: str | None = None, apply_command: str | None = None) -> None:
         out = self.out
         where = f"{plan.backend}: {plan.target}"
         if not plan.has_changes and not plan.drifted:
@@ -151,8 +152,9 @@ class HumanView:
         if not plan.has_changes:
             out.print("No changes to apply: drifted trials are left alone.")
         if saved_to:
-            out.print(f"\nSaved the plan to [bold]{escape(saved_to)}[/]. To apply exactly these actions, run: "
-                      f"[bold]sweepctl apply[/]" + ("" if saved_to.endswith("plan.json") else f" {escape(saved_to)}"))
+            out.print(f"\nSaved the plan to [bold]{escape(saved_to)}[/]."
+                      + (f" To apply exactly these actions, run: [bold]{escape(apply_command)}[/]"
+                         if apply_command else ""))
 
     def _search(self, plan: Plan) -> None:
         """The budget of a random or TPE search, after the plan's proposals."""
@@ -188,7 +190,8 @@ class HumanView:
         with Live(live_progress, console=self.err, refresh_per_second=4, transient=True):
             yield live_progress
 
-    def applied(self, plan: Plan, result: ApplyResult) -> None:
+    def applied(self, plan: Plan, result: ApplyResult, *, logs: str | None = None,
+                look_command: str | None = None) -> None:
         counts = f"Resources: {result.added} added, {result.changed} changed, {result.destroyed} destroyed."
         if result.errors:
             self.err.print(f"\n[bold red]Apply incomplete:[/] {len(result.errors)} failed. {counts}\n"
@@ -199,10 +202,9 @@ class HumanView:
             why = Counter(result.removed.values())
             self.out.print(" and ".join(f"{n} {'trial' if n == 1 else 'trials'} {verb}" for verb, n in sorted(why.items()))
                            + " by another command while this apply ran (stopped, not failed).")
-        if plan.backend == "local" and not plan.destroy:
-            spec = escape(os.path.relpath(plan.spec_path)) if plan.spec_path else "SPEC"
-            self.out.print(f"Look at the results: [bold]sweepctl tensorboard {spec}[/] "
-                           f"(each trial's logs, reconstruction.png and metrics.json are in {escape(plan.target[9:])}).")
+        if look_command and logs:
+            self.out.print(f"Look at the results: [bold]{escape(look_command)}[/] "
+                           f"(each trial's logs, reconstruction.png and metrics.json are in {escape(logs)}).")
 
     def confirm(self, plan: Plan, question: str) -> bool:
         self.out.print(f"\n[bold]{escape(question)}[/]\n  Only 'yes' will be accepted to approve.\n")
@@ -306,6 +308,9 @@ class HumanView:
         best = ", ".join(t.name for t in sheet.tiles if t.top) or "none yet"
         self.out.print(f"Wrote [bold]{escape(sheet.path)}[/]: {len(sheet.tiles)} trials, "
                        f"{sum(t.has_image for t in sheet.tiles)} with a reconstruction; best: {escape(best)}")
+
+    def finish(self) -> None:
+        pass  # printed as it went
 
     def error(self, err: SweepctlError) -> None:
         for d in err.diagnostics:

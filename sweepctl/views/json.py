@@ -1,4 +1,4 @@
-"""Machine-readable views: the same models as the human view, as JSON on stdout."""
+"""Machine-readable views: the same models as the human view, as one JSON document on stdout."""
 
 from __future__ import annotations
 
@@ -84,26 +84,43 @@ class _Silent:
 
 
 class JsonView:
-    """One JSON document per command on stdout; errors too, so scripts can parse them."""
+    """Exactly one JSON document per command on stdout, errors included, so scripts can parse it.
 
-    def plan(self, plan: Plan, *, saved_to: str | None = None) -> None:
-        _emit({**plan_to_json(plan), "saved_to": saved_to})
+    Each method records its part; `finish` prints the document. An apply's
+    document holds the plan (or the prune selection) it carried out.
+    """
+
+    redraws = False
+
+    def __init__(self) -> None:
+        self._doc: Any = None
+        self._section = ""
+
+    def _set(self, doc: Any, section: str = "") -> None:
+        self._doc, self._section = doc, section
+
+    def plan(self, plan: Plan, *, saved_to: str | None = None, apply_command: str | None = None) -> None:
+        self._set({**plan_to_json(plan), "saved_to": saved_to, "apply_command": apply_command}, "plan")
 
     @contextmanager
     def applying(self, plan: Plan) -> Iterator[Progress]:
         yield _Silent()
 
-    def applied(self, plan: Plan, result: ApplyResult) -> None:
-        _emit(
-            {
-                "sweep": plan.sweep,
-                "added": result.added,
-                "changed": result.changed,
-                "destroyed": result.destroyed,
-                "errors": result.errors,
-                "removed": result.removed,
-            }
-        )
+    def applied(self, plan: Plan, result: ApplyResult, *, logs: str | None = None,
+                look_command: str | None = None) -> None:
+        doc: dict[str, Any] = {
+            "sweep": plan.sweep,
+            "added": result.added,
+            "changed": result.changed,
+            "destroyed": result.destroyed,
+            "errors": result.errors,
+            "removed": result.removed,
+        }
+        if logs:
+            doc["logs"] = logs
+        if self._section:
+            doc[self._section] = self._doc
+        self._set(doc)
 
     def confirm(self, plan: Plan, question: str) -> bool:
         raise SweepctlError(
@@ -114,22 +131,28 @@ class JsonView:
         print(text, file=sys.stderr)
 
     def status(self, status: SweepStatus, *, refresh: bool = False) -> None:
-        _emit([trial_status_to_json(t) for t in status.trials])
+        self._set([trial_status_to_json(t) for t in status.trials])
 
     def prune_plan(self, selection: PruneSelection, *, dry_run: bool) -> None:
         s = selection.status
-        _emit({
+        self._set({
             "sweep": s.sweep, "backend": s.backend, "target": s.target,
             "objective": {"metric": s.metric, "goal": s.goal, "strategy": s.strategy},
             "keep": [trial_status_to_json(t) for t in selection.keep],
             "delete": [trial_status_to_json(t) for t in selection.delete],
             "unscored_kept": [trial_status_to_json(t) for t in selection.unscored_kept],
             "dry_run": dry_run,
-        })
+        }, "prune")
 
     def report(self, sheet: Sheet) -> None:
-        _emit({"path": sheet.path, "tiles": [{"name": t.name, "params": dict(t.params), "metric": _number(t.metric),
-                                              "top": t.top, "image": t.has_image} for t in sheet.tiles]})
+        self._set({"path": sheet.path, "tiles": [{"name": t.name, "params": dict(t.params),
+                                                  "metric": _number(t.metric), "top": t.top, "image": t.has_image}
+                                                 for t in sheet.tiles]})
 
     def error(self, err: SweepctlError) -> None:
-        _emit({"error": {"diagnostics": [d.to_json() for d in err.diagnostics]}})
+        self._set({"error": {"diagnostics": [d.to_json() for d in err.diagnostics]}})
+
+    def finish(self) -> None:
+        if self._doc is not None:
+            _emit(self._doc)
+            self._doc = None

@@ -24,7 +24,7 @@ hyperParamValues:
 CASES = {
     "malformed YAML": (
         "name: lab\nhyperParamValues:\n  learningRate: [0.001, 0.01\n  hiddenLayers: [5]\n",
-        "malformed YAML", None, "indentation",
+        "malformed YAML: expected ',' or ']', but got ':'", (4, 15), "indentation",
     ),
     "unknown key": (GOOD.replace("name: lab", "name: lab\nimgae: x"), "unknown key 'imgae'", (2, 1), "did you mean 'image'?"),
     "nested unknown key": (
@@ -55,6 +55,40 @@ CASES = {
     "hyperparameter name": (
         GOOD.replace("hiddenLayers", "hidden-layers"), "hyperparameter name 'hidden-layers' must be camelCase", (5, 3),
         "'hiddenLayers'",
+    ),
+    "same value as text and as a number": (
+        GOOD.replace("[0.001, 0.01, 0.1]", "[0.001, 0.01, '0.01']"), "lists '0.01' twice (the same value as item 1)",
+        (4, 31), "'0.01' are the same",
+    ),
+    "two names, one flag": (
+        GOOD + "  lr: [1]\n  LR: [2]\n", "hyperparameters lr and LR both become the flag --lr", (7, 3), "keep one",
+    ),
+    "swept threads": (
+        GOOD + "  threads: [1, 2]\n", "hyperparameter threads becomes the flag --threads, which sweepctl sets itself",
+        (6, 3), "local.threadsPerTrial",
+    ),
+    "swept logDir": (
+        GOOD.replace("hiddenLayers", "logDir"), "hyperparameter logDir becomes the flag --log-dir", (5, 3),
+        "its own log folder",
+    ),
+    "log-dir in args": (
+        GOOD + "args: [--epochs, '3', --log-dir=/x]\n", "args: --log-dir is set by sweepctl itself", (6, 23),
+        "remove it from args",
+    ),
+    "NodePort without allowNodePort": (
+        GOOD + "tensorboard: {serviceType: NodePort}\n", "a NodePort TensorBoard needs tensorboard.allowNodePort: true",
+        (6, 28), "no authentication",
+    ),
+    "a tag on a list": (
+        GOOD.replace("[5, 6, 7]", "!!python/object/apply:os.system ['echo pwned']"),
+        "the tag !!python/object/apply:os.system is not allowed", (5, 17), "remove the tag",
+    ),
+    "a tag on a scalar": (
+        GOOD.replace("[5, 6, 7]", "[5, !!python/name:os.system x]"), "the tag !!python/name:os.system is not allowed",
+        (5, 21), "remove the tag",
+    ),
+    "a recursive alias": (
+        GOOD.replace("[5, 6, 7]", "&x [5, *x]"), "an alias refers to the anchor that contains it", (5, 17), None,
     ),
     "missing name": (GOOD.replace("name: lab\n", ""), "missing required key 'name'", (1, 1), "name: my-sweep"),
 }
@@ -130,3 +164,11 @@ def test_missing_spec_file(sweepctl, recording_server) -> None:
     res = sweepctl("plan", "nope.yaml")
     assert res.exit_code == 1
     assert "nope.yaml: no such file" in res.stderr
+
+
+def test_an_explicit_node_port_is_accepted() -> None:
+    from sweepctl.core.manifests import tensorboard_service
+    from sweepctl.core.spec import load_spec
+
+    spec = load_spec(GOOD + "tensorboard: {serviceType: NodePort, allowNodePort: true}\n")
+    assert tensorboard_service(spec, namespace="ns")["spec"]["type"] == "NodePort"

@@ -42,7 +42,8 @@ def test_a_new_hyperparameter_keeps_trials_at_its_default() -> None:
     assert all(p["batchSize"] == 50 for p in kept)
     new = [t for t in expand(load_spec(
         "name: s\ndefaults: {batchSize: 50}\nhyperParamValues: {lr: [0.1], batchSize: [50, 200]}\n"))]
-    assert new[0].flags() == ["--lr", "0.1"]  # at its default: the trainer's own default applies
+    # Always passed, the default too: what a trial shows is what it ran, whatever the trainer's default.
+    assert new[0].flags() == ["--lr", "0.1", "--batch-size", "50"]
     assert new[1].flags() == ["--lr", "0.1", "--batch-size", "200"]
 
 
@@ -58,6 +59,33 @@ def test_names_are_dns1035_unique_and_fit_for_the_longest_sweep_name() -> None:
 
 
 def test_names_do_not_depend_on_the_order_of_keys() -> None:
-    a = names("name: s\nhyperParamValues: {a: [1], b: [2]}\n")
-    b = names("name: s\nhyperParamValues: {b: [2], a: [1]}\n")
-    assert [n.rsplit("-", 1)[1] for n in a] == [n.rsplit("-", 1)[1] for n in b]
+    a = names("name: s\nhyperParamValues: {lr: [0.1, 0.01], depth: [5, 6, 7], act: [relu, tanh]}\n")
+    b = names("name: s\nhyperParamValues: {act: [tanh, relu], lr: [0.01, 0.1], depth: [7, 5, 6]}\n")
+    assert len(a) == 12
+    assert a == b  # the same names, each with the same values
+
+
+def test_values_the_trainer_gets_as_the_same_text_are_one_trial() -> None:
+    number = expand(load_spec("name: s\nhyperParamValues: {lr: [0.01], useBias: [true]}\n"))[0]
+    text = expand(load_spec("name: s\nhyperParamValues: {lr: ['0.01'], useBias: ['true']}\n"))[0]
+    assert number.flags() == text.flags() == ["--lr", "0.01", "--use-bias", "true"]
+    assert number.name == text.name
+
+
+def test_negative_and_positive_values_read_differently() -> None:
+    grid = names("name: s\nhyperParamValues: {lr: [-0.01, 0.01]}\n")
+    readable = sorted(n.rsplit("-", 1)[0] for n in grid)
+    assert readable == ["s-lr0p01", "s-lrm0p01"]
+
+
+def test_booleans_and_numeric_looking_strings_are_passed_as_written() -> None:
+    trials = expand(load_spec("name: s\nhyperParamValues:\n  useBias: [true, false]\n"
+                              "  tag: ['010', '1e-3', 'yes', 7]\n"))
+    flags = {tuple(t.flags()) for t in trials}
+    assert ("--use-bias", "true", "--tag", "010") in flags
+    assert ("--use-bias", "false", "--tag", "1e-3") in flags
+    assert ("--use-bias", "true", "--tag", "yes") in flags
+    assert ("--use-bias", "false", "--tag", "7") in flags
+    params = {(t.params["useBias"], t.params["tag"]) for t in trials}
+    assert (True, "010") in params and (False, 7) in params
+    assert len({t.name for t in trials}) == 8

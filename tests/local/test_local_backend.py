@@ -209,3 +209,25 @@ def test_tensorboard_serves_every_trial(sweepctl, tmp_path: Path) -> None:
     finally:
         proc.terminate()
         proc.wait(timeout=20)
+
+
+def test_a_default_is_passed_and_can_never_relabel_a_finished_trial(sweepctl, tmp_path: Path) -> None:
+    spec = tmp_path / "s.yaml"
+
+    def with_default(seed: int) -> str:
+        return spec_text("  seed: [0, 1]\n").replace("hyperParamValues:", f"defaults: {{seed: {seed}}}\nhyperParamValues:")
+
+    spec.write_text(with_default(0))
+    res = sweepctl("apply", spec, "--auto-approve")
+    assert res.exit_code == 0, res.output
+    ran = {n: t for n, t in state(tmp_path)["trials"].items()}
+    assert sorted(t["args"][t["args"].index("--seed") + 1] for t in ran.values()) == ["0", "1"]  # default passed too
+
+    spec.write_text(with_default(1))
+    res = sweepctl("plan", spec)
+    assert res.exit_code == 1
+    at_0 = next(n for n, t in ran.items() if t["params"]["seed"] == 0)
+    at_1 = next(n for n, t in ran.items() if t["params"]["seed"] == 1)
+    assert f"trial {at_0} ran with seed=0, but this spec would show it as seed=1" in res.stderr
+    assert f"trial {at_1} ran with seed=1, which this spec names {at_0}" in res.stderr
+    assert state(tmp_path)["trials"] == ran  # nothing changed

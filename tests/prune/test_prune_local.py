@@ -136,7 +136,7 @@ def test_reading_metrics_never_imports_tensorflow(sweep_here: Path) -> None:
 def test_report_draws_one_tile_per_trial(sweepctl, sweep_here: Path, tmp_path: Path) -> None:
     from PIL import Image
 
-    res = sweepctl("report", sweep_here, "-o", tmp_path / "sheet.png", "--output", "json")
+    res = sweepctl("report", sweep_here, "--out", tmp_path / "sheet.png", "-o", "json")
     assert res.exit_code == 0, res.output
     report = json.loads(res.stdout)
     assert len(report["tiles"]) == 3 and all(t["image"] for t in report["tiles"])
@@ -179,7 +179,7 @@ print(json.dumps(seen), file=sys.stderr)
 
 
 @pytest.mark.parametrize("command", [["status", "s.yaml"], ["status", "s.yaml", "--watch", "--interval", "0.5"],
-                                     ["report", "s.yaml", "-o", "sheet.png"], ["plan", "s.yaml"]])
+                                     ["report", "s.yaml", "--out", "sheet.png"], ["plan", "s.yaml"]])
 def test_reading_commands_take_no_lock_and_write_nothing_in_the_sweep(sweep_here: Path, command: list[str]) -> None:
     """A running apply must never find its sweep locked, or its state changed, by someone who only looks."""
     proc = subprocess.run([sys.executable, "-c", _NO_LOCK_PROBE, *command], capture_output=True, text=True, check=False,
