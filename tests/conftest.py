@@ -8,6 +8,7 @@ names the kubeconfig of one already running.
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 import uuid
@@ -20,6 +21,15 @@ from typer.testing import CliRunner
 
 ROOT = Path(__file__).resolve().parent.parent
 CLUSTER = ROOT / "tests" / "cluster"
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """A SIGTERM (a CI timeout, `kill`) ends the session like Ctrl-C, so every
+    fixture's teardown still runs and no cluster process outlives the tests."""
+    def interrupt(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    signal.signal(signal.SIGTERM, interrupt)
 
 
 @dataclass(frozen=True)
