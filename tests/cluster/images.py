@@ -81,9 +81,12 @@ class Builder:
         self.archives = cache / "images"
         self.archives.mkdir(parents=True, exist_ok=True)
 
-    def buildah(self, *args: str, capture: bool = False) -> str:
-        argv = ["buildah", "--root", str(self.store / "root"), "--runroot", str(self.store / "runroot"),
+    def argv(self, *args: str) -> list[str]:
+        return ["buildah", "--root", str(self.store / "root"), "--runroot", str(self.store / "runroot"),
                 "--storage-driver", "overlay", *args]
+
+    def buildah(self, *args: str, capture: bool = False) -> str:
+        argv = self.argv(*args)
         proc = subprocess.run(argv, stdout=subprocess.PIPE if capture else sys.stderr,
                               stderr=sys.stderr, text=True, check=False)
         if proc.returncode != 0:
@@ -91,9 +94,8 @@ class Builder:
         return (proc.stdout or "").strip()
 
     def has(self, name: str) -> bool:
-        argv = ["buildah", "--root", str(self.store / "root"), "--runroot", str(self.store / "runroot"),
-                "--storage-driver", "overlay", "inspect", "--type", "image", name]
-        return subprocess.run(argv, capture_output=True, check=False).returncode == 0
+        return subprocess.run(self.argv("inspect", "--type", "image", name), capture_output=True,
+                              check=False).returncode == 0
 
     def export(self, name: str, archive: Path, names: tuple[str, ...]) -> None:
         """A docker-archive that `ctr images import` loads under its first name."""
@@ -116,9 +118,7 @@ class Builder:
                 self.buildah("config", "--cmd", json.dumps(cmd), container)
             self.buildah("commit", "--quiet", "--format", "docker", container, name)
         finally:
-            subprocess.run(["buildah", "--root", str(self.store / "root"), "--runroot",
-                            str(self.store / "runroot"), "--storage-driver", "overlay", "rm", container],
-                           capture_output=True, check=False)
+            subprocess.run(self.argv("rm", container), capture_output=True, check=False)
 
 
 def _hash(*parts: bytes) -> str:
