@@ -7,6 +7,7 @@ Locally it starts a real TensorBoard on the sweep's logs, on loopback unless
 from __future__ import annotations
 
 import importlib.util
+import signal
 import socket
 import subprocess
 import sys
@@ -48,6 +49,12 @@ def run(view: View, *, spec_path: Path, access: Access, port: int | None, bind_a
     except OSError as err:
         raise SweepctlError(f"cannot start TensorBoard: {err}") from None
     url = f"http://{'127.0.0.1' if host == '127.0.0.1' else socket.gethostname()}:{port}/"
+
+    def stop(signum: int, frame: object) -> None:
+        raise SystemExit(128 + signum)
+
+    # Killed or hung up on, sweepctl still stops its TensorBoard (the finally below).
+    previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGTERM, signal.SIGHUP)}
     try:
         _wait_until_serving(proc, f"http://127.0.0.1:{port}/")
         view.message(f"TensorBoard for sweep {spec.name}: {url}  (one run per trial; Ctrl-C to stop)")
@@ -56,6 +63,8 @@ def run(view: View, *, spec_path: Path, access: Access, port: int | None, bind_a
         if proc.poll() is None:
             proc.terminate()
             proc.wait(timeout=10)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 def _free_port(host: str) -> int:

@@ -209,6 +209,21 @@ def test_tensorboard_serves_every_trial(sweepctl, tmp_path: Path) -> None:
     finally:
         proc.terminate()
         proc.wait(timeout=20)
+    # Terminated, sweepctl stops its TensorBoard too: nothing serving these logs outlives it.
+    def serving() -> list[str]:
+        found = []
+        for p in Path("/proc").iterdir():
+            try:
+                if not p.name.isdigit() or Path(os.readlink(p / "cwd")) != tmp_path:
+                    continue
+                cmdline = (p / "cmdline").read_bytes().decode(errors="replace")
+            except OSError:
+                continue
+            if "tensorboard" in cmdline and "--logdir" in cmdline:
+                found.append(cmdline)
+        return found
+
+    wait_for(lambda: not serving())
 
 
 def test_a_default_is_passed_and_can_never_relabel_a_finished_trial(sweepctl, tmp_path: Path) -> None:
