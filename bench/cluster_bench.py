@@ -110,7 +110,7 @@ def main() -> None:
                 subprocess.run([sys.executable, str(ROOT / "tests" / "cluster" / "down"), "--dir",
                                 str(work / "cluster")], capture_output=True)
     load = os.getloadavg()[0]
-    print(f"| what | seconds |\n|---|---|")
+    print("| what | seconds |\n|---|---|")
     if started is not None:
         print(f"| `tests/cluster/up --full` (warm caches) | {started:.1f} |")
     print(f"| apply to 9 trials Succeeded, cluster (3 pods at a time) | {cluster:.1f} |")
