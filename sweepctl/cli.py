@@ -21,7 +21,7 @@ __all__ = ["app", "main"]
 app = typer.Typer(
     name="sweepctl",
     help="Plan and apply TensorFlow hyperparameter sweeps, Terraform-style, "
-    "on Kubernetes (Kubeflow TFJobs) or on this machine.",
+    "on Kubernetes (Kubeflow TFJobs or TrainJobs) or on this machine.",
     no_args_is_help=True,
     add_completion=False,
     # Plain help: rich-formatted help imports ~0.2 s of rich and markdown modules,
@@ -282,6 +282,20 @@ def report(
     """Draw one PNG: every trial's latest reconstruction, labelled and ranked, and every loss curve."""
     _run(output, "report", spec_path=spec, sweep=sweep, access=_access(backend, context, namespace, state_dir),
          out=out, keep=keep, strategy=strategy.value if strategy else None, tensorboard_url=tensorboard_url)
+
+
+@app.command()
+def runtime(
+    spec: Annotated[Path | None, typer.Argument(help="A sweep spec: its kubernetes.runtime and image. [default: "
+                                                "sweepctl-tensorflow, with the default image]", show_default=False)]
+    = None,
+    apply: Annotated[bool, typer.Option("--apply", help="Create or update it in the cluster (cluster-scoped: "
+                                        "needs a cluster administrator).")] = False,
+    output: OutputOpt = Output.text,
+    context: ContextOpt = None,
+) -> None:
+    """Print sweepctl's ClusterTrainingRuntime for TrainJob trials (Kubeflow Trainer v2), or --apply it."""
+    _run(output, "runtime", spec_path=spec, apply=apply, context=context)
 
 
 @app.command()

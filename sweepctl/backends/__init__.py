@@ -23,7 +23,8 @@ def open_backend(name: str, *, context: str | None = None, namespace: str | None
     if name == "kubernetes":
         from sweepctl.backends.kubernetes import Cluster, KubernetesBackend
 
-        return KubernetesBackend(cluster=Cluster(context=context), namespace=namespace)
+        return KubernetesBackend(cluster=Cluster(context=context), namespace=namespace,
+                                 kind=spec.kind if spec is not None else None)
     if name == "local":
         from sweepctl.backends.local import LocalBackend
         from sweepctl.workspace import DEFAULT_STATE_DIR

@@ -84,6 +84,10 @@ class Backend(Protocol):
         """Every object of the sweep, and its pruned trials."""
         ...
 
+    def requirements(self, spec: Spec) -> list[str]:
+        """What this target lacks that the spec's trials need (a missing runtime), each with what to do."""
+        ...
+
     def specs(self, sweep: str, names: Sequence[str]) -> Mapping[str, Mapping[str, Any]]:
         """The live specs of objects that `observe` listed without them (see plan.needs_spec)."""
         ...

@@ -1,4 +1,4 @@
-"""The Kubernetes backend: trials are Kubeflow TFJobs, plus one TensorBoard.
+"""The Kubernetes backend: trials are Kubeflow TFJobs or TrainJobs, plus one TensorBoard.
 
 All API access goes through `Cluster`, which maps HTTP statuses to errors a
 user can act on. Listing is one paginated, label-selected LIST per kind;
@@ -30,16 +30,18 @@ from sweepctl.core.manifests import (
     SHARD,
     SHARDS,
     SWEEP,
+    RUNTIME_PLURAL,
     TEMPLATE_HASH,
-    TFJOB_GROUP,
-    TFJOB_PLURAL,
-    TFJOB_VERSION,
+    TRAINER_GROUP,
+    TRAINER_VERSION,
+    TRIAL_PATHS,
     sweep_selector,
 )
+from sweepctl.core.schema import DEFAULT_RUNTIME
 from sweepctl.core.plan import PRUNED, Action, Change, LiveObject, Observed, Plan
 
-__all__ = ["Cluster", "KubernetesBackend", "ApiError", "tfjob_state", "pruned_configmap_name", "PAGE_SIZE",
-           "PRUNED_BYTES_PER_CONFIGMAP"]
+__all__ = ["Cluster", "KubernetesBackend", "ApiError", "tfjob_state", "trainjob_state", "pruned_configmap_name",
+           "PAGE_SIZE", "PRUNED_BYTES_PER_CONFIGMAP"]
 
 PAGE_SIZE = 500
 # A Table of objects' metadata, with the kind's printer columns (TFJob: State).
@@ -50,9 +52,11 @@ FIELD_MANAGER = "sweepctl"
 _OWN_MANAGERS = frozenset({FIELD_MANAGER, "OpenAPI-Generator"})
 _IN_CLUSTER_NAMESPACE = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
 
-# Collection paths, by kind, in a namespace.
+# Collection paths, by kind, in a namespace (ClusterTrainingRuntime: cluster-scoped).
 _PATHS = {
-    "TFJob": f"/apis/{TFJOB_GROUP}/{TFJOB_VERSION}/namespaces/{{ns}}/{TFJOB_PLURAL}",
+    **{kind: f"/apis/{group}/{version}/namespaces/{{ns}}/{plural}"
+       for kind, (group, version, plural) in TRIAL_PATHS.items()},
+    "ClusterTrainingRuntime": f"/apis/{TRAINER_GROUP}/{TRAINER_VERSION}/{RUNTIME_PLURAL}",
     "Deployment": "/apis/apps/v1/namespaces/{ns}/deployments",
     "Service": "/api/v1/namespaces/{ns}/services",
     "ConfigMap": "/api/v1/namespaces/{ns}/configmaps",
@@ -98,6 +102,22 @@ def tfjob_state(status: dict[str, Any] | None) -> str:
     if not conditions:
         return "Pending"
     return _state_word(conditions[-1].get("type"))
+
+
+def trainjob_state(status: dict[str, Any] | None) -> str:
+    """A TrainJob's state in the words TFJobs use.
+
+    Complete is Succeeded, Failed is Failed and Suspended stays. Without any
+    of them (Trainer v2 sets no condition while a job runs) the job is Running
+    once its trainer pod is ready or done, and Pending before: a pod still
+    waiting for a GPU is Pending, as `kubectl get pods` says.
+    """
+    true = {c.get("type") for c in (status or {}).get("conditions") or [] if c.get("status") == "True"}
+    for condition, state in (("Failed", "Failed"), ("Complete", "Succeeded"), ("Suspended", "Suspended")):
+        if condition in true:
+            return state
+    jobs = (status or {}).get("jobsStatus") or []
+    return "Running" if any((j.get("ready") or 0) + (j.get("succeeded") or 0) for j in jobs) else "Pending"
 
 
 def _state_word(condition: str | None) -> str:
@@ -180,13 +200,12 @@ class Cluster:
             status_body = {}
         message = status_body.get("message") or reason or "no message"
         reason = status_body.get("reason", "")
+        missing_kind = "could not find the requested resource" in message
         hint = {
             401: "the credentials were refused: log in again or check the kubeconfig's user",
             403: "ask for a Role with the verbs sweepctl needs (see the README's 'Permissions')",
             # A missing kind (not a missing object) answers 404 with this message.
-            404: "is the Kubeflow training operator (the TFJob CRD, kubeflow.org/v1) installed?"
-            if "could not find the requested resource" in message
-            else None,
+            404: _missing_kind_hint(path) if missing_kind else None,
         }.get(status)
         return ApiError(f"{method} {path}: {status} {message}", status=status, reason=reason, hint=hint)
 
@@ -219,9 +238,17 @@ class Cluster:
             if not token:
                 return
 
-    def path(self, kind: str, namespace: str, name: str | None = None) -> str:
+    def path(self, kind: str, namespace: str = "", name: str | None = None) -> str:
         base = _PATHS[kind].format(ns=namespace)
         return f"{base}/{name}" if name else base
+
+
+def _missing_kind_hint(path: str) -> str:
+    """What to install when the API server does not serve a kind at all."""
+    if f"/apis/{TRAINER_GROUP}/" in path:
+        return "is Kubeflow Trainer v2 (trainer.kubeflow.org/v1alpha1, the TrainJob CRD) installed?"
+    return ("is the Kubeflow training operator (the TFJob CRD, kubeflow.org/v1) installed? On a cluster with "
+            "Kubeflow Trainer v2 instead, set kubernetes.kind: TrainJob")
 
 
 def _live(kind: str, item: dict[str, Any]) -> LiveObject:
@@ -235,10 +262,10 @@ def _live(kind: str, item: dict[str, Any]) -> LiveObject:
         state = _state_word(item["printedState"])
         spec = None
     else:
-        state = tfjob_state(item.get("status")) if kind == "TFJob" else ""
+        state = {"TFJob": tfjob_state, "TrainJob": trainjob_state}.get(kind, lambda _: "")(item.get("status"))
         spec = item.get("spec") or {}
     return LiveObject(
-        foreign=_foreign_spec_fields(meta.get("managedFields")) if kind == "TFJob" else {},
+        foreign=_foreign_spec_fields(meta.get("managedFields")) if kind in TRIAL_PATHS else {},
         kind=kind,
         name=meta["name"],
         uid=meta.get("uid", ""),
@@ -255,7 +282,7 @@ def _foreign_spec_fields(entries: Any) -> dict[str, Any]:
     """The spec fields each field manager other than sweepctl set: manager -> fieldsV1 under f:spec.
 
     Status updates (the operator's) are another subresource and never count.
-    Only for TFJobs: sweepctl updates the TensorBoard's objects in place, and
+    Only for trials: sweepctl updates the TensorBoard's objects in place, and
     fields others add there are theirs to keep.
     """
     out: dict[str, Any] = {}
@@ -276,14 +303,20 @@ def _merge(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
 
 
 class KubernetesBackend:
-    """Trials as TFJobs in one namespace of one cluster."""
+    """Trials as TFJobs or TrainJobs in one namespace of one cluster.
+
+    `kind` is the spec's kind of trial, when a spec is known: its objects are
+    listed as SHARDS shards; the other kind's (a sweep moving between kinds)
+    with one LIST, skipped where that kind is not installed or not granted.
+    """
 
     name = "kubernetes"
 
-    def __init__(self, *, cluster: Cluster, namespace: str | None, workers: int = 16) -> None:
+    def __init__(self, *, cluster: Cluster, namespace: str | None, workers: int = 16, kind: str | None = None) -> None:
         self.cluster = cluster
         self._namespace = namespace or cluster.context_namespace or "default"
         self.workers = workers
+        self.kind = kind
 
     @property
     def namespace(self) -> str:
@@ -294,32 +327,49 @@ class KubernetesBackend:
         return f"{self.cluster.server} namespace {self._namespace}"
 
     def observe(self, sweep: str) -> Observed:
-        """All of the sweep's objects: TFJobs in SHARDS concurrent paginated LISTs.
+        """All of the sweep's objects: the trials of its kind in SHARDS concurrent paginated LISTs.
 
         TFJobs come as metadata and state only (their spec is None): a plan
         needs the spec of the few that may have drifted, from `specs`.
+        TrainJobs come whole: their state is in their status, not in a
+        printed column.
 
         Requests: the sum of ceil(n_shard / PAGE_SIZE), at most ceil(N / PAGE_SIZE)
-        + SHARDS, plus one LIST for unsharded TFJobs, one each for the
-        TensorBoard's kinds and one GET for the pruned record.
+        + SHARDS, plus one LIST for unsharded trials, one for the other kind of
+        trial, one each for the TensorBoard's kinds and one for the pruned records.
         """
         selector = sweep_selector(sweep)
-        lists = [("TFJob", f"{selector},{SHARD}={i}") for i in range(SHARDS)]
-        # The sweep's TFJobs without a shard label too (hand-edited, or older): never invisible.
-        lists += [("TFJob", f"{selector},!{SHARD}"), ("Deployment", selector), ("Service", selector)]
+        primary = self.kind or "TFJob"
+        lists = [(primary, f"{selector},{SHARD}={i}") for i in range(SHARDS)]
+        # The sweep's trials without a shard label too (hand-edited, or older): never invisible.
+        lists += [(primary, f"{selector},!{SHARD}"), ("Deployment", selector), ("Service", selector)]
+        lists += [(kind, selector) for kind in TRIAL_PATHS if kind != primary]
 
-        def fetch(kind_selector: tuple[str, str]) -> list[LiveObject]:
-            kind, sel = kind_selector
-            rows = self.cluster.list(kind, self._namespace, sel, metadata_only=kind == "TFJob")
-            return [_live(kind, item) for item in rows]
+        def fetch(item: tuple[str, str]) -> list[LiveObject] | ApiError:
+            kind, sel = item
+            try:
+                return [_live(kind, row) for row in self.cluster.list(kind, self._namespace, sel,
+                                                                      metadata_only=kind == "TFJob")]
+            except ApiError as err:
+                # A kind of trial the spec does not use may be missing or not granted.
+                if kind not in TRIAL_PATHS or kind == self.kind or err.status not in (403, 404):
+                    raise
+                return err
 
         with ThreadPoolExecutor(max_workers=len(lists) + 1) as pool:
             pruned = pool.submit(self._pruned, sweep)
-            objects = [obj for batch in pool.map(fetch, lists) for obj in batch]
-            return Observed(objects=tuple(objects), pruned=pruned.result())
+            batches = list(pool.map(fetch, lists))
+        failed = {kind: b for b, (kind, _) in zip(batches, lists, strict=True) if isinstance(b, ApiError)}
+        if len(failed) == len(TRIAL_PATHS):  # without a spec, at least one kind of trial must be there
+            raise failed[primary]
+        objects = [obj for batch in batches if not isinstance(batch, ApiError) for obj in batch]
+        return Observed(objects=tuple(objects), pruned=pruned.result())
 
     def specs(self, sweep: str, names: list[str]) -> dict[str, dict[str, Any]]:
-        """The live specs of some of the sweep's TFJobs: a GET each for a few, else one full listing."""
+        """The live specs of some of the sweep's TFJobs (listed without them): a GET each for a few, else one full listing.
+
+        TrainJobs are listed whole, so only TFJobs are ever asked for.
+        """
         if len(names) <= 2 * PAGE_SIZE // 10:
             def get(name: str) -> tuple[str, dict[str, Any]]:
                 return name, self.cluster.request("GET", self.cluster.path("TFJob", self._namespace, name))
@@ -332,6 +382,60 @@ class KubernetesBackend:
                      for item in self.cluster.list("TFJob", self._namespace, sweep_selector(sweep))
                      if item["metadata"]["name"] in wanted}
         return {name: item.get("spec") or {} for name, item in items.items()}
+
+    def requirements(self, spec: Any) -> list[str]:
+        """What the cluster lacks that this spec's trials need: a TrainJob's ClusterTrainingRuntime.
+
+        Unknown (nothing said) when reading runtimes is not granted: the
+        runtime is cluster-scoped, and a namespace Role cannot grant it.
+        """
+        if spec.kind != "TrainJob":
+            return []
+        try:
+            self.cluster.request("GET", self.cluster.path("ClusterTrainingRuntime", name=spec.runtime))
+        except ApiError as err:
+            if err.status == 403:
+                return []
+            if err.status != 404:
+                raise
+            if "could not find the requested resource" in str(err):
+                return ["Kubeflow Trainer v2 is not installed here (no trainer.kubeflow.org/v1alpha1 "
+                        "ClusterTrainingRuntime kind): install it, or use kubernetes.kind: TFJob with the "
+                        "training operator"]
+            return [f"ClusterTrainingRuntime {spec.runtime} does not exist: "
+                    + ("create it with `sweepctl runtime --apply` (needs a cluster administrator)"
+                       if spec.runtime == DEFAULT_RUNTIME else
+                       "create it, or set kubernetes.runtime to one that exists (`kubectl get "
+                       "clustertrainingruntimes`)")]
+        return []
+
+    def apply_runtime(self, manifest: dict[str, Any]) -> str:
+        """Create or update sweepctl's ClusterTrainingRuntime; one of another owner is never changed.
+
+        Returns "created", "updated" or "unchanged".
+        """
+        name = manifest["metadata"]["name"]
+        path = self.cluster.path("ClusterTrainingRuntime", name=name)
+        live: dict[str, Any] = {}
+        try:
+            live = self.cluster.request("GET", path)
+        except ApiError as err:
+            if err.status != 404:
+                raise
+        if live and ((live.get("metadata") or {}).get("labels") or {}).get(MANAGED_BY) != "sweepctl":
+            raise ApiError(f"ClusterTrainingRuntime {name} exists and was not created by sweepctl; "
+                           "sweepctl never changes it", status=409,
+                           hint="use it as it is: set kubernetes.runtime to its name in the spec")
+        # Server-side apply creates it or brings it to this manifest. Its uid pins the one
+        # just checked, so a runtime recreated meanwhile by someone else is never taken over.
+        meta = {**manifest["metadata"], **({"uid": live["metadata"]["uid"]} if live else {})}
+        updated = self.cluster.request("PATCH", path, query=[("fieldManager", FIELD_MANAGER), ("force", "true")],
+                                       body={**manifest, "metadata": meta},
+                                       content_type="application/apply-patch+yaml")
+        if not live:
+            return "created"
+        same = (updated.get("metadata") or {}).get("resourceVersion") == live["metadata"].get("resourceVersion")
+        return "unchanged" if same else "updated"
 
     def _pruned(self, sweep: str) -> dict[str, Any]:
         """The sweep's pruned-trial records, from all its record ConfigMaps: one LIST."""
@@ -354,16 +458,24 @@ class KubernetesBackend:
         return out
 
     def sweeps(self) -> list[str]:
-        """The sweeps with TFJobs in this namespace, for errors that must say which exist."""
-        items = self.cluster.list("TFJob", self._namespace, f"{MANAGED_BY}=sweepctl")
-        return sorted({(i.get("metadata") or {}).get("labels", {}).get(SWEEP, "") for i in items} - {""})
+        """The sweeps with trials in this namespace, for errors that must say which exist."""
+        names: set[str] = set()
+        for kind in TRIAL_PATHS:
+            try:
+                items = list(self.cluster.list(kind, self._namespace, f"{MANAGED_BY}=sweepctl", metadata_only=True))
+            except ApiError as err:
+                if err.status in (403, 404):
+                    continue  # that kind is not installed, or not granted
+                raise
+            names |= {(i.get("metadata") or {}).get("labels", {}).get(SWEEP, "") for i in items}
+        return sorted(names - {""})
 
     # -- rendering and metrics (the Backend protocol's per-backend parts) -----------------
 
     def desired(self, spec: Any, trial: Any) -> dict[str, Any]:
-        from sweepctl.core.manifests import tfjob
+        from sweepctl.core.manifests import trial_object
 
-        return tfjob(spec, trial, namespace=self._namespace)
+        return trial_object(spec, trial, namespace=self._namespace)
 
     def support(self, spec: Any) -> list[dict[str, Any]]:
         from sweepctl.core.manifests import tensorboard_deployment, tensorboard_service
@@ -427,7 +539,7 @@ class KubernetesBackend:
             with lock:
                 if error:
                     result.errors[change.name] = error
-                elif change.kind == "TFJob":
+                elif change.kind in TRIAL_PATHS:
                     if change.action is Action.CREATE:
                         result.added += 1
                     elif change.action is Action.REPLACE:
@@ -551,21 +663,23 @@ class KubernetesBackend:
             )
 
     def _delete(self, change: Change) -> None:
+        """Delete the live object (of `live_kind` when a trial changes kind), by the uid the plan saw."""
+        kind = change.live_kind or change.kind
         body = {"propagationPolicy": "Background", "preconditions": {"uid": change.uid}}
         try:
-            self.cluster.request("DELETE", self.cluster.path(change.kind, self._namespace, change.name), body=body)
+            self.cluster.request("DELETE", self.cluster.path(kind, self._namespace, change.name), body=body)
         except ApiError as err:
             if err.status == 404:
                 return  # already gone: an interrupted apply, or someone else
             if err.status == 409:
                 raise ApiError(
-                    f"{change.kind} {change.name} was replaced since the plan was made; not deleted",
+                    f"{kind} {change.name} was replaced since the plan was made; not deleted",
                     status=409, hint="run `sweepctl plan` again",
                 ) from None
             raise
 
     def _wait_gone(self, change: Change, timeout: float = 60) -> None:
-        path = self.cluster.path(change.kind, self._namespace, change.name)
+        path = self.cluster.path(change.live_kind or change.kind, self._namespace, change.name)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             try:

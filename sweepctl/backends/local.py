@@ -105,6 +105,9 @@ class LocalBackend:
     def support(self, spec: Spec) -> list[dict[str, Any]]:
         return []  # TensorBoard runs on demand: `sweepctl tensorboard`
 
+    def requirements(self, spec: Spec) -> list[str]:
+        return []  # the trainer runs here; kubernetes.kind and runtime do not apply
+
     def specs(self, sweep: str, names: Sequence[str]) -> dict[str, dict[str, Any]]:
         return {}  # observe reads every trial's arguments already
 

@@ -41,8 +41,11 @@ def run(view: View, *, target: Path | None, access: Access, auto_approve: bool, 
             raise SweepctlError("--replace and --revive work when planning; a saved plan is applied exactly as it "
                                 "was made", hint="pass the spec instead: sweepctl apply SPEC --replace TRIAL")
         plan = read_plan(path)
-        backend = backend_for(spec_of(plan), with_fields(access, backend=plan.backend))
+        spec = spec_of(plan)
+        backend = backend_for(spec, with_fields(access, backend=plan.backend))
         check_fresh(plan, backend, tensorboard_url=tensorboard_url)
+        # What was missing when the plan was made may be there now, or the other way round.
+        plan = with_fields(plan, requires=tuple(backend.requirements(spec)))
         return execute(view, plan, backend, access)
     spec = read_spec(path, max_trials=max_trials)
     backend = backend_for(spec, access)
@@ -51,6 +54,7 @@ def run(view: View, *, target: Path | None, access: Access, auto_approve: bool, 
     view.plan(plan)
     if not plan.has_changes:
         return 0
+    plan.check_requirements()
     if not auto_approve and not view.confirm(plan, "Do you want to perform these actions?"):
         raise SweepctlError("Apply cancelled.", hint="nothing was changed")
     return execute(view, plan, backend, access)
@@ -58,6 +62,7 @@ def run(view: View, *, target: Path | None, access: Access, auto_approve: bool, 
 
 def execute(view: View, plan: Plan, backend: Backend, access: Access) -> int:
     """Apply a plan with live progress; non-zero when any change failed."""
+    plan.check_requirements()
     remember_sweep(plan)  # first: `status` and `prune` without a spec, in another terminal, act on this sweep
     with view.applying(plan) as progress:
         result = backend.apply(plan, progress=progress)

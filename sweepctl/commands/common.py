@@ -7,6 +7,7 @@ finding the sweep of a command without a spec is `commands.target`'s.
 
 from __future__ import annotations
 
+import dataclasses
 import gc
 import os
 import shlex
@@ -114,8 +115,9 @@ def make_plan(
     from concurrent.futures import ThreadPoolExecutor
 
     selection = None
-    with paused_gc(), ThreadPoolExecutor(max_workers=1) as pool:
+    with paused_gc(), ThreadPoolExecutor(max_workers=2) as pool:
         observing = pool.submit(backend.observe, spec.name)
+        checking = pool.submit(lambda: [] if destroy else backend.requirements(spec))
         grid = spec.search.algorithm == "grid"
         trials = expand(spec) if grid else []
         desired = {t.name: backend.desired(spec, t) for t in trials}
@@ -149,6 +151,7 @@ def make_plan(
             spec_path=os.path.abspath(spec.source),
             revive=revive,
         )
+        plan = dataclasses.replace(plan, requires=tuple(checking.result()))
     return with_search(plan, selection) if selection else plan
 
 

@@ -54,6 +54,7 @@ def run(view: View, *, spec_path: Path, access: Access, auto_approve: bool, max_
     backend = backend_for(spec, access)
     plan = make_plan(spec, backend, tensorboard_url=tensorboard_url)
     view.plan(plan)
+    plan.check_requirements()
     if plan.has_changes and not auto_approve and not view.confirm(
             plan, "Do you want to perform these actions, and keep applying the next ones until the sweep is done?"):
         raise SweepctlError("Apply cancelled.", hint="nothing was changed")
@@ -76,6 +77,7 @@ def _converge(spec: Spec, backend: Backend, plan: Plan, interval: float, view: V
     while True:
         if plan.has_changes:
             changes = sorted((c.action.value, c.name) for c in plan.trials if c.action.value != " ")
+            plan.check_requirements()
             remember_sweep(plan)
             result = backend.apply(plan, progress=_Quiet())
             progressed = result.added or result.changed or result.destroyed or result.removed

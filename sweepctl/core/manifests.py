@@ -1,4 +1,4 @@
-"""Kubernetes objects a sweep wants: one TFJob per trial, plus one TensorBoard.
+"""Kubernetes objects a sweep wants: one TFJob or TrainJob per trial, plus one TensorBoard.
 
 Every object carries the labels that mark it as this sweep's, so that sweepctl
 lists, changes and deletes only what it created, and an annotation with the hash
@@ -35,6 +35,13 @@ __all__ = [
     "sweep_selector",
     "template_hash",
     "tfjob",
+    "trainjob",
+    "trial_object",
+    "TRIAL_PATHS",
+    "TRAINER_GROUP",
+    "TRAINER_VERSION",
+    "RUNTIME_PLURAL",
+    "training_runtime",
     "tensorboard_name",
     "TENSORBOARD_SERVICE_PORT",
     "tensorboard_deployment",
@@ -64,6 +71,23 @@ SHARDS = 4
 TFJOB_GROUP = "kubeflow.org"
 TFJOB_VERSION = "v1"
 TFJOB_PLURAL = "tfjobs"
+# Kubeflow Trainer v2: a TrainJob runs on a ClusterTrainingRuntime, which
+# sweepctl can provide (training_runtime). Its container that runs the trainer
+# must be named `node`, in a replicated job labelled as the trainer step.
+TRAINER_GROUP = "trainer.kubeflow.org"
+TRAINER_VERSION = "v1alpha1"
+TRAINJOB_PLURAL = "trainjobs"
+RUNTIME_PLURAL = "clustertrainingruntimes"
+_NODE = "node"
+_ANCESTOR = "trainer.kubeflow.org/trainjob-ancestor-step"
+# The owner of the runtime patch that carries the sweep's labels, log volume
+# and security settings to a TrainJob's pods (its labels are not copied there).
+RUNTIME_PATCH_MANAGER = "sweepctl.dev/sweepctl"
+# Each trial kind's group, version and plural: where the backend finds it.
+TRIAL_PATHS = {
+    "TFJob": (TFJOB_GROUP, TFJOB_VERSION, TFJOB_PLURAL),
+    "TrainJob": (TRAINER_GROUP, TRAINER_VERSION, TRAINJOB_PLURAL),
+}
 TENSORBOARD_PORT = 6006
 TENSORBOARD_SERVICE_PORT = "http"  # the Service's port, by name, as the API server's proxy reaches it
 LOGS_VOLUME = "logs"
@@ -132,17 +156,32 @@ def _object(kind: str, api_version: str, name: str, namespace: str, labels: dict
     }
 
 
+def trial_object(spec: Spec, trial: Trial, *, namespace: str) -> dict[str, Any]:
+    """The object that runs one trial on Kubernetes: the spec's kind (kubernetes.kind)."""
+    return trainjob(spec, trial, namespace=namespace) if spec.kind == "TrainJob" else tfjob(
+        spec, trial, namespace=namespace)
+
+
 def tfjob(spec: Spec, trial: Trial, *, namespace: str) -> dict[str, Any]:
     """The TFJob of one trial: one Chief replica running the trainer."""
+    return _trial(spec, trial, "TFJob", f"{TFJOB_GROUP}/{TFJOB_VERSION}", _tfjob_spec, namespace)
+
+
+def trainjob(spec: Spec, trial: Trial, *, namespace: str) -> dict[str, Any]:
+    """The TrainJob of one trial: the trainer on one node of the spec's runtime."""
+    return _trial(spec, trial, "TrainJob", f"{TRAINER_GROUP}/{TRAINER_VERSION}", _trainjob_spec, namespace)
+
+
+def _trial(spec: Spec, trial: Trial, kind: str, api_version: str, render: Any, namespace: str) -> dict[str, Any]:
     labels = _labels(spec, **{TRIAL: trial.id})
-    body = _tfjob_spec(spec, trial_id=trial.id, flags=trial.flags(), log_dir=log_dir(spec, trial))
+    body = render(spec, trial_id=trial.id, flags=trial.flags(), log_dir=log_dir(spec, trial))
     params = orjson.dumps(dict(trial.params), option=orjson.OPT_SORT_KEYS).decode()
-    return _object("TFJob", f"{TFJOB_GROUP}/{TFJOB_VERSION}", trial.name, namespace,
+    return _object(kind, api_version, trial.name, namespace,
                    {**labels, SHARD: shard_of(trial)},
                    {PARAMS: params, SWEEP_TEMPLATE_HASH: _sweep_template_hash(spec)}, body)
 
 
-def _tfjob_spec(spec: Spec, *, trial_id: str, flags: list[str], log_dir: str) -> dict[str, Any]:
+def _resources(spec: Spec) -> dict[str, Any]:
     limits = dict(spec.limits)
     if spec.use_gpu:
         limits["nvidia.com/gpu"] = "1"
@@ -151,12 +190,20 @@ def _tfjob_spec(spec: Spec, *, trial_id: str, flags: list[str], log_dir: str) ->
         resources["requests"] = dict(spec.requests)
     if limits:
         resources["limits"] = limits
+    return resources
+
+
+def _logs_volume(spec: Spec) -> dict[str, Any]:
+    return {"name": LOGS_VOLUME, "persistentVolumeClaim": {"claimName": spec.claim_name}}
+
+
+def _tfjob_spec(spec: Spec, *, trial_id: str, flags: list[str], log_dir: str) -> dict[str, Any]:
     container = {
         "name": "tensorflow",  # the TFJob webhook requires this name
         "image": spec.image,
         # Fixed args first, so a trial's own values win where both name a flag.
         "args": [*spec.args, *flags, "--log-dir", log_dir],
-        "resources": resources,
+        "resources": _resources(spec),
         "volumeMounts": [{"name": LOGS_VOLUME, "mountPath": spec.mount_path}],
         "securityContext": _RESTRICTED,
     }
@@ -171,10 +218,71 @@ def _tfjob_spec(spec: Spec, *, trial_id: str, flags: list[str], log_dir: str) ->
                     "spec": {
                         "securityContext": _POD_SECURITY,
                         "containers": [container],
-                        "volumes": [{"name": LOGS_VOLUME, "persistentVolumeClaim": {"claimName": spec.claim_name}}],
+                        "volumes": [_logs_volume(spec)],
                     },
                 },
             }
+        },
+    }
+
+
+def _trainjob_spec(spec: Spec, *, trial_id: str, flags: list[str], log_dir: str) -> dict[str, Any]:
+    """The trainer's image, args and resources; the rest reaches the pods as a runtime patch.
+
+    A TrainJob's labels are not copied to its JobSet, Jobs and pods, and its
+    runtime knows nothing of the log volume: the patch adds both, and the
+    same pod and container security as a TFJob's, to the runtime's `node`.
+    """
+    labels = _labels(spec, **{TRIAL: trial_id})
+    trainer: dict[str, Any] = {"image": spec.image, "args": [*spec.args, *flags, "--log-dir", log_dir]}
+    if resources := _resources(spec):
+        trainer["resourcesPerNode"] = resources
+    pod = {
+        "metadata": {"labels": labels},
+        "spec": {
+            "securityContext": _POD_SECURITY,
+            "volumes": [_logs_volume(spec)],
+            "containers": [{"name": _NODE, "volumeMounts": [{"name": LOGS_VOLUME, "mountPath": spec.mount_path}],
+                            "securityContext": _RESTRICTED}],
+        },
+    }
+    job = {"name": _NODE, "template": {"metadata": {"labels": labels}, "spec": {"template": pod}}}
+    return {
+        "runtimeRef": {"name": spec.runtime, "apiGroup": TRAINER_GROUP, "kind": "ClusterTrainingRuntime"},
+        "trainer": trainer,
+        "runtimePatches": [{
+            "manager": RUNTIME_PATCH_MANAGER,
+            "trainingRuntimeSpec": {"template": {"metadata": {"labels": labels},
+                                                 "spec": {"replicatedJobs": [job]}}},
+        }],
+    }
+
+
+def training_runtime(name: str, *, image: str) -> dict[str, Any]:
+    """sweepctl's ClusterTrainingRuntime: the trainer as one process on one node.
+
+    One replicated job `node` (the trainer step, so a TrainJob's image, args
+    and resources reach its container), one pod, no retry (backoffLimit 0: a
+    trainer that failed fails again), and every JobSet default spelled out,
+    so it also runs where JobSet's defaulting webhook does not.
+    """
+    job_spec = {
+        "completionMode": "Indexed", "backoffLimit": 0, "parallelism": 1, "completions": 1,
+        "template": {"spec": {"restartPolicy": "Never", "containers": [{"name": _NODE, "image": image}]}},
+    }
+    return {
+        "apiVersion": f"{TRAINER_GROUP}/{TRAINER_VERSION}",
+        "kind": "ClusterTrainingRuntime",
+        "metadata": {"name": name, "labels": {MANAGED_BY: "sweepctl"}},
+        "spec": {
+            "mlPolicy": {"numNodes": 1},
+            "template": {"spec": {
+                "network": {"enableDNSHostnames": True, "publishNotReadyAddresses": True},
+                "successPolicy": {"operator": "All", "targetReplicatedJobs": [_NODE]},
+                "startupPolicy": {"startupPolicyOrder": "AnyOrder"},
+                "replicatedJobs": [{"name": _NODE, "replicas": 1, "template": {
+                    "metadata": {"labels": {_ANCESTOR: "trainer"}}, "spec": job_spec}}],
+            }},
         },
     }
 
@@ -185,14 +293,15 @@ _last_template: tuple[Spec, str] | None = None  # one spec renders thousands of 
 def _sweep_template_hash(spec: Spec) -> str:
     global _last_template
     if _last_template is None or _last_template[0] is not spec:
-        slots = _tfjob_spec(spec, trial_id=_ID_SLOT, flags=[_FLAGS_SLOT],
-                            log_dir=f"{spec.mount_path}/{spec.name}/{_NAME_SLOT}")
+        render = _trainjob_spec if spec.kind == "TrainJob" else _tfjob_spec
+        slots = render(spec, trial_id=_ID_SLOT, flags=[_FLAGS_SLOT],
+                       log_dir=f"{spec.mount_path}/{spec.name}/{_NAME_SLOT}")
         _last_template = (spec, template_hash(slots))
     return _last_template[1]
 
 
 def trial_template(body: Mapping[str, Any], *, name: str, trial_id: str, flags: list[str]) -> dict[str, Any] | None:
-    """A TFJob spec with its trial's own values replaced by slots, as tfjob renders them.
+    """A trial's spec with its own values replaced by slots, as tfjob and trainjob render them.
 
     Every trial made from one spec gives the same template (its hash is the
     SWEEP_TEMPLATE_HASH annotation). None when the values are not where

@@ -98,6 +98,9 @@ class Change:
     drift: tuple[str, ...] = ()
     manifest: Mapping[str, Any] | None = None
     uid: str | None = None
+    # The live object's kind where it is not `kind`: a trial moving from a
+    # TFJob to a TrainJob (or back) is replaced across kinds.
+    live_kind: str = ""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -126,6 +129,10 @@ class Plan:
     # changed is stale.
     search: Mapping[str, Any] = field(default_factory=dict)
     history: str = ""
+    # What the target lacks that creating the trials needs (a missing
+    # ClusterTrainingRuntime, say), each a sentence with what to do: apply
+    # refuses a plan that adds trials while any is missing.
+    requires: tuple[str, ...] = ()
 
     def _trials(self, *actions: Action) -> list[Change]:
         return [c for c in self.trials if c.action in actions]
@@ -163,6 +170,18 @@ class Plan:
     @property
     def support_changes(self) -> list[Change]:
         return [c for c in self.support if c.action is not Action.NOOP]
+
+    @property
+    def blocked(self) -> bool:
+        """Whether apply must refuse: it would create trials that something missing (`requires`) keeps from running."""
+        return bool(self.requires) and bool(self.add or self.replace)
+
+    def check_requirements(self) -> None:
+        """Refuse a blocked plan before anything is changed."""
+        if self.blocked:
+            raise SweepctlError([Diagnostic(message=need) for need in self.requires[:-1]]
+                                + [Diagnostic(message=self.requires[-1], hint="nothing was changed; plan again "
+                                              "once it is there")])
 
     @property
     def has_changes(self) -> bool:
@@ -248,7 +267,7 @@ def with_specs(desired: Mapping[str, Mapping[str, Any]], trials: Iterable[Trial]
     wanted: list[str] = []
     for o in observed.objects:
         manifest = desired.get(o.name)
-        if manifest is None or not needs_spec(manifest, o):
+        if manifest is None or manifest["kind"] != o.kind or not needs_spec(manifest, o):
             continue
         key = _group(manifest, o) if o.name in by_name else None
         if key is None:
@@ -492,7 +511,7 @@ def compute_plan(
     by_name = {t.name: t for t in trials}
     group_members: dict[tuple[str, str], list[LiveObject]] = {}
     for live in live_trials.values():
-        if live.name in desired_trials and live.name in by_name:
+        if live.name in by_name and desired_trials.get(live.name, {}).get("kind") == live.kind:
             key = _group(desired_trials[live.name], live)
             if key is not None:
                 group_members.setdefault(key, []).append(live)
@@ -516,6 +535,13 @@ def compute_plan(
                            params=trial.params, manifest=manifest, state=state,
                            uid=live.uid if live else None)
                 )
+                continue
+            if live.kind != kind:  # the spec's kubernetes.kind changed: a new object, never a silent one
+                action = Action.REPLACE if trial.name in wanted or replace_drifted else Action.NOOP
+                changes.append(Change(action=action, kind=kind, name=trial.name, trial_id=trial.id,
+                                      params=trial.params, state=live.state, uid=live.uid, live_kind=live.kind,
+                                      drift=(f"kind: spec {kind}, cluster {live.kind}",),
+                                      manifest=manifest if action is Action.REPLACE else None))
                 continue
             key = _group(manifest, live)
             if key is not None and key not in shared:

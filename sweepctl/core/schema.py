@@ -12,7 +12,7 @@ from typing import Any
 from sweepctl import __version__
 from sweepctl.core.searchschema import EARLY_STOPPING, RANGE, SEARCH
 
-__all__ = ["SCHEMA", "SCHEMA_ID", "DNS1035_SWEEP", "DEFAULT_MAX_TRIALS"]
+__all__ = ["SCHEMA", "SCHEMA_ID", "DNS1035_SWEEP", "DEFAULT_MAX_TRIALS", "TRIAL_KINDS", "DEFAULT_RUNTIME"]
 
 SCHEMA_ID = "https://sweepctl.dev/schema/sweep.schema.json"
 DEFAULT_MAX_TRIALS = 1000
@@ -21,6 +21,11 @@ DEFAULT_MAX_TRIALS = 1000
 DNS1035_SWEEP = r"^[a-z]([-a-z0-9]{0,38}[a-z0-9])?$"
 DNS1123_LABEL = r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"
 HYPERPARAM_NAME = r"^[a-zA-Z][a-zA-Z0-9]*$"
+# What a trial is on Kubernetes: a Kubeflow training operator v1 TFJob, or a
+# Kubeflow Trainer v2 TrainJob on a ClusterTrainingRuntime.
+TRIAL_KINDS = ("TFJob", "TrainJob")
+# sweepctl's own single-process runtime (`sweepctl runtime` prints it).
+DEFAULT_RUNTIME = "sweepctl-tensorflow"
 
 
 _SCALAR: dict[str, Any] = {"type": ["number", "string", "boolean"]}
@@ -53,7 +58,7 @@ SCHEMA: dict[str, Any] = {
         },
         "backend": {
             "description": "Where trials run: 'local' (subprocesses on this machine) or "
-            "'kubernetes' (Kubeflow TFJobs). The --backend flag overrides it.",
+            "'kubernetes' (Kubeflow TFJobs or TrainJobs: see 'kubernetes'). The --backend flag overrides it.",
             "enum": ["local", "kubernetes"],
             "default": "local",
         },
@@ -74,6 +79,26 @@ SCHEMA: dict[str, Any] = {
             "type": "array",
             "items": {"type": "string"},
             "default": [],
+        },
+        "kubernetes": {
+            "description": "What each trial is on Kubernetes. TFJob (Kubeflow training operator v1, "
+            "kubeflow.org/v1) or TrainJob (Kubeflow Trainer v2, trainer.kubeflow.org/v1alpha1). "
+            "Changing it on a live sweep shows every trial as drift; --replace-drifted moves them.",
+            "type": "object",
+            "additionalProperties": False,
+            "properties": {
+                "kind": {"enum": list(TRIAL_KINDS), "default": "TFJob"},
+                "runtime": {
+                    "description": "TrainJob only: the ClusterTrainingRuntime the trials run on. The "
+                    f"default, {DEFAULT_RUNTIME}, is sweepctl's own single-process runtime (`sweepctl "
+                    "runtime` prints it, `sweepctl runtime --apply` creates it). Another runtime needs a "
+                    "replicated job whose container is named 'node'.",
+                    "type": "string",
+                    "pattern": r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$",
+                    "default": DEFAULT_RUNTIME,
+                },
+            },
+            "default": {},
         },
         "resources": {
             "description": "Container resources of each trial (Kubernetes).",

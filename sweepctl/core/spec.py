@@ -63,6 +63,8 @@ class Spec:
     digest: str = field(default="", compare=False)
     search: Search = field(default_factory=Search)
     early_stopping: EarlyStopping | None = None
+    kind: str = "TFJob"  # what a trial is on Kubernetes (schema.TRIAL_KINDS)
+    runtime: str = ""  # TrainJob: the ClusterTrainingRuntime it runs on
 
 
 # Flags that sweepctl passes every trial itself: a hyperparameter or a fixed
@@ -467,6 +469,11 @@ def _semantic_diagnostics(doc: _Document, filename: str, max_trials: int) -> Ite
             "TensorBoard has no authentication, and a NodePort opens it on every node to anyone who reaches "
             "the nodes: set allowNodePort: true if that is what you mean, or use ClusterIP and kubectl port-forward",
         )
+    kubernetes = data.get("kubernetes", {})
+    if "runtime" in kubernetes and kubernetes.get("kind", "TFJob") != "TrainJob":
+        yield _at(filename, doc.keys.get(("kubernetes", "runtime")),
+                  "kubernetes.runtime names a Trainer v2 runtime, which only TrainJob trials use",
+                  "add kind: TrainJob under kubernetes, or remove runtime")
     yield from space_diagnostics(data, lambda path, message, hint: _at(
         filename, doc.values.get(path), message, hint), max_trials=max_trials)
     size = math.prod(len(v) for v in grid.values())
@@ -488,6 +495,7 @@ def _grid_is_well_typed(data: dict[str, Any]) -> bool:
         and all(isinstance(v, list | dict) for v in grid.values())
         and isinstance(defaults, dict)
         and isinstance(tensorboard, dict)
+        and isinstance(data.get("kubernetes", {}), dict)
         and isinstance(data.get("search", {}), dict)
     )
 
@@ -561,4 +569,6 @@ def load_spec(text: str, *, filename: str = "<spec>", max_trials: int = DEFAULT_
         digest=digest,
         search=parse_search(data["search"]),
         early_stopping=parse_early_stopping(data["earlyStopping"]),
+        kind=data["kubernetes"]["kind"],
+        runtime=data["kubernetes"]["runtime"],
     )

@@ -8,7 +8,7 @@ whatever path the command took.
 from __future__ import annotations
 
 from contextlib import AbstractContextManager
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
     from sweepctl.backends.base import ApplyResult, Progress
@@ -42,6 +42,9 @@ class View(Protocol):
     def report(self, sheet: Sheet) -> None: ...
 
     def message(self, text: str) -> None: ...
+
+    def manifest(self, obj: dict[str, Any]) -> None:
+        """A Kubernetes object to pipe into kubectl: YAML for people, JSON for scripts."""
 
     def error(self, err: SweepctlError) -> None: ...
 

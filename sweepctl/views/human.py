@@ -6,7 +6,7 @@ import sys
 from collections import Counter
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console, RenderableType
 from rich.markup import escape
@@ -146,6 +146,8 @@ class HumanView:
                           + Text(f"TensorBoard {change.kind} {change.name}", style=_STYLE[change.action]))
                 for d in change.drift:
                     out.print(Text(f"        {d}", style="yellow"))
+        for need in plan.requires if plan.blocked else ():
+            out.print(Text("  ! ", style="bold red") + Text(f"needed first: {need}", style="red"))
         s = plan.summary
         out.print(f"\n[bold]Plan:[/] {s['add']} to add, {s['change']} to change, {s['destroy']} to destroy.")
         self._search(plan)
@@ -216,6 +218,12 @@ class HumanView:
 
     def message(self, text: str) -> None:
         self.out.print(text)
+
+    def manifest(self, obj: dict[str, Any]) -> None:
+        import yaml
+
+        sys.stdout.write(yaml.safe_dump(obj, sort_keys=False))  # as is: no markup, no wrapping
+        sys.stdout.flush()
 
     def status(self, status: SweepStatus, *, refresh: bool = False) -> None:
         s = status

@@ -49,6 +49,7 @@ def plan_to_json(plan: Plan) -> dict[str, Any]:
         ],
         "summary": plan.summary,
         "changes": plan.has_changes,
+        "requires": list(plan.requires),
         **({"search": dict(plan.search)} if plan.search else {}),
     }
 
@@ -129,6 +130,9 @@ class JsonView:
 
     def message(self, text: str) -> None:
         print(text, file=sys.stderr)
+
+    def manifest(self, obj: dict[str, Any]) -> None:
+        self._set(obj)
 
     def status(self, status: SweepStatus, *, refresh: bool = False) -> None:
         self._set([trial_status_to_json(t) for t in status.trials])

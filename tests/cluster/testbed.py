@@ -1,6 +1,7 @@
 """A real Kubernetes cluster on loopback for the tests.
 
-`up` starts the API-only control plane: etcd, kube-apiserver and the TFJob CRD.
+`up` starts the API-only control plane: etcd, kube-apiserver, the TFJob CRD and
+Kubeflow Trainer v2's CRDs (TrainJob, its runtimes, JobSet).
 `up --full` makes it a real one-node cluster (see node.py): controller manager,
 scheduler, a kubelet over containerd, the Kubeflow training operator, three
 fake GPU nodes (kwok), and the trainer image built from the Dockerfile.
@@ -306,10 +307,11 @@ def up(run_dir: Path = DEFAULT_DIR, *, full: bool = False) -> Path:
         kubeconfig = run_dir / "kubeconfig"
         write_kubeconfig(kubeconfig, server, ca, tokens)
         kubectl = [str(bin_dir / "kubectl"), "--kubeconfig", str(kubeconfig)]
-        # The full cluster's other CRDs go in now too: the controller manager's
-        # garbage collector only learns kinds that exist when it starts (else
-        # it waits for its 30 s resync).
-        crds = {CRD_NAME: crd, **(trainer_crds() if full else {})}
+        # Kubeflow Trainer v2's CRDs too, so that TrainJob sweeps are planned and
+        # applied against the API-only control plane; in the full cluster they
+        # must exist before the controller manager starts, whose garbage
+        # collector only learns kinds that exist then (else it waits for its 30 s resync).
+        crds = {CRD_NAME: crd, **trainer_crds()}
         for path in dict.fromkeys(crds.values()):
             subprocess.run([*kubectl, "apply", "--server-side", "-f", str(path)], check=True,
                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
@@ -320,10 +322,10 @@ def up(run_dir: Path = DEFAULT_DIR, *, full: bool = False) -> Path:
             wait_until(f"the CRD {name} to be Established",
                        lambda url=crd_url: established(url, ca, tokens["admin"]), 60, procs, run_dir)
         (run_dir / "bin").symlink_to(bin_dir)
-        what = "the TFJob CRD Established"
+        what = "the TFJob and Trainer v2 CRDs Established"
         if full:
             _start_node(run_dir, bin_dir, procs, server, ca, tokens["admin"], kubectl, built_images)
-            what = "the node Ready, the training operator running and the TFJob CRD Established"
+            what = "the node Ready, the training operator running and the CRDs Established"
         log(f"{'cluster' if full else 'control plane'} up at {server}: {time.monotonic() - t0:.1f} s from start "
             f"to {what} ({time.monotonic() - started:.1f} s with the build and image checks)")
         return kubeconfig
