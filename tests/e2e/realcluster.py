@@ -1,4 +1,4 @@
-"""Helpers of the end-to-end tests: the cluster handle, polling, TFJob states."""
+"""Helpers of the end-to-end tests: the cluster handle, polling, TFJob states, what a user reads."""
 
 from __future__ import annotations
 
@@ -56,3 +56,21 @@ def conditions(tfjob: dict[str, Any]) -> list[str]:
 def state(tfjob: dict[str, Any]) -> str | None:
     found = tfjob.get("status", {}).get("conditions") or []
     return found[-1]["type"] if found else None
+
+
+def json_out(result) -> Any:
+    assert result.exit_code == 0, result.output
+    return json.loads(result.stdout)
+
+
+def expected_metric(run: Path, tag: str = "loss") -> float:
+    """The smallest `loss` in a run's event files, read by TensorBoard's own
+    EventAccumulator: an independent reader, not sweepctl's."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    from tensorboard.util import tensor_util
+
+    acc = EventAccumulator(str(run), size_guidance={"tensors": 0, "scalars": 0})
+    acc.Reload()
+    values = [float(tensor_util.make_ndarray(e.tensor_proto)) for e in acc.Tensors(tag)]
+    assert values, f"no {tag} in {run}"
+    return min(values)

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import signal
 import time
 from pathlib import Path
@@ -16,7 +15,8 @@ from typing import Any
 
 import pytest
 
-from realcluster import FullCluster, Namespace, conditions, state, wait_for
+from readme_role import readme_role
+from realcluster import FullCluster, Namespace, conditions, expected_metric, json_out, state, wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
 TINY = '[--epochs, "3", --size, "24"]'
@@ -44,24 +44,6 @@ def pods(cluster: FullCluster, ns: str, selector: str = "training.kubeflow.org/j
 def all_in(cluster: FullCluster, ns: str, wanted: str, count: int) -> dict[str, dict] | None:
     jobs = tfjobs(cluster, ns)
     return jobs if len(jobs) == count and all(state(j) == wanted for j in jobs.values()) else None
-
-
-def json_out(result) -> Any:
-    assert result.exit_code == 0, result.output
-    return json.loads(result.stdout)
-
-
-def expected_metric(run: Path, tag: str = "loss") -> float:
-    """The smallest `loss` in a run's event files, read by TensorBoard's own
-    EventAccumulator: an independent reader, not sweepctl's."""
-    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
-    from tensorboard.util import tensor_util
-
-    acc = EventAccumulator(str(run), size_guidance={"tensors": 0, "scalars": 0})
-    acc.Reload()
-    values = [float(tensor_util.make_ndarray(e.tensor_proto)) for e in acc.Tensors(tag)]
-    assert values, f"no {tag} in {run}"
-    return min(values)
 
 
 def trainer_pids(trial: str) -> list[int]:
@@ -253,19 +235,10 @@ def test_gpu_trials_queue_for_the_gpus(full_cluster: FullCluster, e2e_namespace:
     assert set(now_running) & set(was_pending)
 
 
-def _readme_role() -> str:
-    """The least-privilege Role exactly as the README documents it."""
-    text = (ROOT / "README.md").read_text()
-    section = text[text.index("## Permissions"):]
-    match = re.search(r"```yaml\n(apiVersion: rbac.authorization.k8s.io/v1\nkind: Role\n.*?)```", section, re.S)
-    assert match, "the README's Permissions section has no Role"
-    return match.group(1)
-
-
 def test_the_readme_role_is_enough_for_every_command(full_cluster: FullCluster, e2e_namespace: Namespace,
                                                      sweepctl, tmp_path: Path) -> None:
     ns = e2e_namespace.name
-    full_cluster.kubectl("apply", "-n", ns, "-f", "-", input=_readme_role())
+    full_cluster.kubectl("apply", "-n", ns, "-f", "-", input=readme_role())
     full_cluster.kubectl("create", "rolebinding", "sweepctl", "-n", ns, "--role", "sweepctl", "--user", "restricted")
     spec = tmp_path / "rbac.yaml"
     spec.write_text(f"name: rbac\nbackend: kubernetes\nargs: {TINY}\n"
