@@ -19,6 +19,7 @@ from pathlib import Path
 from sweepctl.backends import open_backend
 from sweepctl.backends.base import Backend
 from sweepctl.core.diagnostics import SpecError, SweepctlError
+from sweepctl.core.manifests import check_trial_names
 from sweepctl.core.plan import Plan, as_recorded, compute_plan, fingerprint, with_specs
 from sweepctl.core.schema import DEFAULT_MAX_TRIALS
 from sweepctl.core.search import with_search
@@ -129,6 +130,7 @@ def make_plan(
             trials = list(selection.trials)
             desired = {t.name: backend.desired(spec, t) for t in trials}
         if not destroy:
+            check_trial_names(spec, trials)
             trials = as_recorded(trials, observed, source=spec.source)
             for trial in trials:
                 if trial.unpassed:  # ran before a hyperparameter was swept: its flags stay as they ran

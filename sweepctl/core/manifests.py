@@ -8,11 +8,12 @@ of its rendered spec, so that drift can be told from an unchanged object.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import orjson
 
+from sweepctl.core.diagnostics import SweepctlError
 from sweepctl.core.spec import Spec
 from sweepctl.core.trials import Trial
 
@@ -42,6 +43,8 @@ __all__ = [
     "TRAINER_VERSION",
     "RUNTIME_PLURAL",
     "training_runtime",
+    "TRAINJOB_MAX_NAME",
+    "check_trial_names",
     "tensorboard_name",
     "TENSORBOARD_SERVICE_PORT",
     "tensorboard_deployment",
@@ -83,6 +86,9 @@ _ANCESTOR = "trainer.kubeflow.org/trainjob-ancestor-step"
 # The owner of the runtime patch that carries the sweep's labels, log volume
 # and security settings to a TrainJob's pods (its labels are not copied there).
 RUNTIME_PATCH_MANAGER = "sweepctl.dev/sweepctl"
+# JobSet names a TrainJob's pods `<name>-node-0-0-<5 letters>`, a DNS-1035 label,
+# and its webhook refuses a name that makes them longer than 63 characters.
+TRAINJOB_MAX_NAME = 48
 # Each trial kind's group, version and plural: where the backend finds it.
 TRIAL_PATHS = {
     "TFJob": (TFJOB_GROUP, TFJOB_VERSION, TFJOB_PLURAL),
@@ -160,6 +166,23 @@ def trial_object(spec: Spec, trial: Trial, *, namespace: str) -> dict[str, Any]:
     """The object that runs one trial on Kubernetes: the spec's kind (kubernetes.kind)."""
     return trainjob(spec, trial, namespace=namespace) if spec.kind == "TrainJob" else tfjob(
         spec, trial, namespace=namespace)
+
+
+def check_trial_names(spec: Spec, trials: Sequence[Trial]) -> None:
+    """Refuse TrainJob trials whose names JobSet would refuse, before anything is created.
+
+    A trial's name is its identity, the same for either kind (a sweep can move
+    between them), so a name that is too long is the spec's to shorten.
+    """
+    if spec.kind != "TrainJob":
+        return
+    long = [t.name for t in trials if len(t.name) > TRAINJOB_MAX_NAME]
+    if long:
+        raise SweepctlError(
+            f"{len(long)} trial name(s) are longer than the {TRAINJOB_MAX_NAME} characters a TrainJob may have "
+            f"(JobSet's limit for its pods' names), e.g. {long[0]} ({len(long[0])})",
+            hint=f"trial names are <sweep>-<values>-<id>: shorten the sweep's name ({spec.name}) or the "
+            "hyperparameters' names, or use kubernetes.kind: TFJob (63 characters)")
 
 
 def tfjob(spec: Spec, trial: Trial, *, namespace: str) -> dict[str, Any]:

@@ -387,6 +387,7 @@ _PATTERN_WORDS = {
     "namespace": "a DNS-1123 label: lowercase letters, digits and '-'",
     "claimName": "a DNS-1123 label: lowercase letters, digits and '-'",
     "mountPath": "an absolute path",
+    "runtime": "a DNS-1123 subdomain: lowercase letters, digits, '-' and '.'",
 }
 
 

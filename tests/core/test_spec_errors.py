@@ -44,6 +44,18 @@ CASES = {
         GOOD.replace("name: lab", "name: Starry_Night"), "sweep name 'Starry_Night' is not a DNS-1035 label", (1, 7),
         "e.g. 'starry-night'",
     ),
+    "runtime without TrainJob": (
+        GOOD + "kubernetes:\n  runtime: mine\n", "kubernetes.runtime names a Trainer v2 runtime, which only TrainJob",
+        (7, 3), "add kind: TrainJob under kubernetes",
+    ),
+    "unknown trial kind": (
+        GOOD + "kubernetes: {kind: TrainJobs}\n", "kubernetes.kind: 'TrainJobs' is not one of TFJob, TrainJob", (6, 20),
+        "did you mean 'TrainJob'?",
+    ),
+    "runtime not a DNS name": (
+        GOOD + "kubernetes: {kind: TrainJob, runtime: My_Runtime}\n", "kubernetes.runtime: 'My_Runtime' is not valid "
+        "(a DNS-1123 subdomain", (6, 39), None,
+    ),
     "name too long": (GOOD.replace("name: lab", "name: " + "a" * 41), "is not a DNS-1035 label of at most 40", (1, 7), None),
     "grid over the limit": (
         GOOD.replace("[5, 6, 7]", "[" + ", ".join(str(i) for i in range(400)) + "]"),

@@ -1,8 +1,8 @@
 """The end-to-end tier: a real one-node cluster (`tests/cluster/up --full`).
 
-Every TFJob here is run by the real Kubeflow training operator, in a real pod
-on a real kubelet over containerd, with the trainer image built from the
-repository's Dockerfile. The three GPU nodes are kwok's: they are the only
+Every TFJob here is run by the real Kubeflow training operator, and every
+TrainJob by Kubeflow Trainer v2 and JobSet, in a real pod on a real kubelet over
+containerd, with the trainer image built from the repository's Dockerfile. The three GPU nodes are kwok's: they are the only
 fake part, since this machine has no GPU, and pods placed on them never train.
 
 The tier needs root. Where it cannot run it is skipped with the reason and how
@@ -70,3 +70,15 @@ def e2e_namespace(full_cluster: FullCluster, monkeypatch: pytest.MonkeyPatch) ->
     finally:
         full_cluster.kubectl("delete", "namespace", name, "--wait=false", check=False)
         full_cluster.kubectl("delete", "pv", name, "--wait=false", check=False)
+
+
+@pytest.fixture(scope="module")
+def runtime(full_cluster: FullCluster) -> Iterator[str]:
+    """sweepctl's ClusterTrainingRuntime, created as the README says: `sweepctl runtime --apply`."""
+    env = {**os.environ, "KUBECONFIG": str(full_cluster.kubeconfig)}
+    proc = subprocess.run([sys.executable, "-m", "sweepctl", "runtime", "--apply"], env=env,
+                          capture_output=True, text=True, check=False)
+    assert proc.returncode == 0, proc.stderr
+    assert "ClusterTrainingRuntime sweepctl-tensorflow created" in proc.stdout
+    yield "sweepctl-tensorflow"
+    full_cluster.kubectl("delete", "clustertrainingruntime", "sweepctl-tensorflow", check=False)

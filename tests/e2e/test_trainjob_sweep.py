@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -31,22 +30,6 @@ hyperParamValues:
   hiddenLayers: [3, 4]
 """
 JOBSET = "jobset.sigs.k8s.io/jobset-name"
-
-
-@pytest.fixture(scope="module")
-def runtime(full_cluster: FullCluster) -> Iterator[str]:
-    """sweepctl's ClusterTrainingRuntime, created as the README says: `sweepctl runtime --apply`."""
-    import os
-    import subprocess
-    import sys
-
-    env = {**os.environ, "KUBECONFIG": str(full_cluster.kubeconfig)}
-    proc = subprocess.run([sys.executable, "-m", "sweepctl", "runtime", "--apply"], env=env,
-                          capture_output=True, text=True, check=False)
-    assert proc.returncode == 0, proc.stderr
-    assert "ClusterTrainingRuntime sweepctl-tensorflow created" in proc.stdout
-    yield "sweepctl-tensorflow"
-    full_cluster.kubectl("delete", "clustertrainingruntime", "sweepctl-tensorflow", check=False)
 
 
 def trainjobs(cluster: FullCluster, ns: str) -> dict[str, dict[str, Any]]:
@@ -109,6 +92,9 @@ def test_a_trainjob_sweep_trains_prunes_and_follows_up(full_cluster: FullCluster
 
     rows = wait_for("status to serve every trial's metric", scored, 120, 2)
     assert [r["state"] for r in rows] == ["Succeeded"] * 4
+    sheet = tmp_path / "sheet.png"
+    assert sweepctl("report", spec, "-n", ns, "--out", sheet).exit_code == 0
+    assert sheet.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
     # Prune to the best one: 3 TrainJobs go, and with them their JobSets and pods.
     best = min(rows, key=lambda r: r["rank"])["name"]
@@ -119,6 +105,11 @@ def test_a_trainjob_sweep_trains_prunes_and_follows_up(full_cluster: FullCluster
         and sorted(trial_pods(full_cluster, ns, "tj")) == [best]), 60)
     plan = json_out(sweepctl("plan", spec, "-n", ns, "-o", "json"))
     assert plan["add"] == [] and len(plan["pruned"]) == 3
+    # --revive brings one back: a new TrainJob that trains again.
+    revived = plan["pruned"][0]["name"]
+    assert sweepctl("apply", spec, "-n", ns, "--revive", revived, "--auto-approve").exit_code == 0
+    wait_for("the revived trial Complete", lambda: all_trainjobs(full_cluster, ns, "Complete", 2), 300, 1)
+    assert len(json_out(sweepctl("plan", spec, "-n", ns, "-o", "json"))["pruned"]) == 2
 
     # A follow-up with one more learning rate adds only its 2 trials; the kept one is untouched.
     kept_uid = trainjobs(full_cluster, ns)[best]["metadata"]["uid"]
@@ -128,7 +119,7 @@ def test_a_trainjob_sweep_trains_prunes_and_follows_up(full_cluster: FullCluster
     assert sorted(t["params"]["learningRate"] for t in plan["add"]) == [0.03, 0.03]
     assert plan["summary"] == {"add": 2, "change": 0, "destroy": 0}
     assert sweepctl("apply", spec, "-n", ns, "--auto-approve").exit_code == 0
-    jobs = wait_for("the 2 new trials Complete", lambda: all_trainjobs(full_cluster, ns, "Complete", 3), 300, 1)
+    jobs = wait_for("the 2 new trials Complete", lambda: all_trainjobs(full_cluster, ns, "Complete", 4), 300, 1)
     assert jobs[best]["metadata"]["uid"] == kept_uid
     assert trial_pods(full_cluster, ns, "tj")[best]["metadata"]["uid"] == kept_pod
 
@@ -149,6 +140,14 @@ def test_a_trainjob_that_fails_by_itself_is_failed_and_not_retried(
     assert status["state"]["terminated"]["exitCode"] == 2 and status["restartCount"] == 0
     plan = json_out(sweepctl("plan", spec, "-n", ns, "-o", "json"))
     assert [t["state"] for t in plan["unchanged"]] == ["Failed"]
+
+    # apply --replace runs it again: a new TrainJob, and a new pod that ran.
+    uid = jobs[name]["metadata"]["uid"]
+    assert sweepctl("apply", spec, "-n", ns, "--replace", name, "--auto-approve").exit_code == 0
+    wait_for("the replaced TrainJob to fail again", lambda: (j := all_trainjobs(full_cluster, ns, "Failed", 1))
+             and j[name]["metadata"]["uid"] != uid, 180, 1)
+    (pod2,) = trial_pods(full_cluster, ns, "tjbad").values()
+    assert pod2["metadata"]["uid"] != pod["metadata"]["uid"]
 
 
 def test_a_tfjob_sweep_and_a_trainjob_sweep_share_a_namespace(

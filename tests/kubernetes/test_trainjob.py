@@ -197,3 +197,14 @@ def test_the_readme_role_runs_a_trainjob_sweep_and_an_older_tfjob_only_role_a_tf
     assert sweepctl("apply", tf, *as_user, "--auto-approve").exit_code == 0
     assert len(objects(control_plane, namespace, "tfjobs")) == 4
     assert plan_json(sweepctl, tf, *as_user)["summary"] == {"add": 0, "change": 0, "destroy": 0}
+
+
+def test_trial_names_too_long_for_a_trainjob_are_refused_before_anything_is_created(
+        sweepctl, spec: Path, control_plane, namespace: str) -> None:
+    long = spec.read_text().replace("name: tj", "name: a-rather-long-sweep-name-for-jobset")
+    spec.write_text(long)
+    res = sweepctl("apply", spec, "--auto-approve")
+    assert res.exit_code == 1, res.output
+    assert "longer than the 48 characters a TrainJob may have" in res.stderr
+    assert "shorten the sweep's name (a-rather-long-sweep-name-for-jobset)" in res.stderr
+    assert objects(control_plane, namespace, "trainjobs") == {} and objects(control_plane, namespace, "services") == {}
