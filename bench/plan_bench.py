@@ -75,6 +75,28 @@ def control_plane(prefix: str) -> Iterator[tuple[list[str], str]]:
             subprocess.run([sys.executable, str(ROOT / "tests/cluster/down"), "--dir", str(run_dir)])
 
 
+def raw_list(cluster, ns: str, sweep: str, *, table: bool, kind: str = "TFJob") -> float:
+    """The floor: seconds to LIST a sweep's trials as plan does (4 label-selected shards, here one
+    after the other; 500 a page), as bytes only, nothing decoded; table: as metadata tables."""
+    from sweepctl.core.manifests import SHARD, sweep_selector
+
+    start = time.perf_counter()
+    for shard in range(4):
+        token = None
+        while True:
+            query = [("labelSelector", f"{sweep_selector(sweep)},{SHARD}={shard}"), ("limit", 500)]
+            query += [("includeObject", "Metadata")] if table else []
+            query += [("continue", token)] if token else []
+            page = cluster.request_bytes(
+                "GET", cluster.path(kind, ns), query=query,
+                accept="application/json;as=Table;g=meta.k8s.io;v=v1" if table else "application/json")
+            at = page.find(b'"continue":"')  # the list's metadata comes first
+            token = page[at + 12:page.index(b'"', at + 12)].decode() if at >= 0 else None
+            if not token:
+                break
+    return time.perf_counter() - start
+
+
 def print_table(rows: list[tuple[str, str, str]], load_before: tuple[float, float, float]) -> None:
     """The figures as a Markdown table, after the date and the machine's load before and now."""
     load_after = os.getloadavg()
@@ -129,27 +151,10 @@ def main() -> None:
                 list(pool.map(lambda m: cluster.request("POST", cluster.path("TFJob", ns), body=m), manifests))
         print(f"  filled in {time.perf_counter() - t0:.0f} s", file=sys.stderr)
 
-        from sweepctl.core.manifests import SHARD, sweep_selector
+        from sweepctl.core.manifests import sweep_selector
 
-        def raw_list(table: bool) -> float:
-            start = time.perf_counter()
-            for shard in range(4):  # as plan lists: 4 label-selected shards (here one after the other)
-                token = None
-                while True:
-                    query = [("labelSelector", f"{sweep_selector('big')},{SHARD}={shard}"), ("limit", 500)]
-                    query += [("includeObject", "Metadata")] if table else []
-                    query += [("continue", token)] if token else []
-                    page = cluster.request_bytes(
-                        "GET", cluster.path("TFJob", ns), query=query,
-                        accept="application/json;as=Table;g=meta.k8s.io;v=v1" if table else "application/json")
-                    at = page.find(b'"continue":"')  # the list's metadata comes first
-                    token = page[at + 12:page.index(b'"', at + 12)].decode() if at >= 0 else None
-                    if not token:
-                        break
-            return time.perf_counter() - start
-
-        full = statistics.median(raw_list(False) for _ in range(3))
-        tables = statistics.median(raw_list(True) for _ in range(3))
+        full = statistics.median(raw_list(cluster, ns, "big", table=False) for _ in range(3))
+        tables = statistics.median(raw_list(cluster, ns, "big", table=True) for _ in range(3))
         floor = min(full, tables)
         rows.append((f"floor: raw paginated LIST of the {args.trials:,} TFJobs, full objects", f"{full:.2f} s", ""))
         rows.append(("floor: the same LIST as metadata tables (what plan asks for)", f"{tables:.2f} s", ""))

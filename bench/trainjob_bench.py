@@ -24,7 +24,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-from plan_bench import SWEEPCTL, best_of, control_plane, grid_spec, print_table  # noqa: E402
+from plan_bench import SWEEPCTL, best_of, control_plane, grid_spec, print_table, raw_list  # noqa: E402
 
 
 def main() -> None:
@@ -35,7 +35,7 @@ def main() -> None:
 
     from sweepctl.backends.kubernetes import Cluster, KubernetesBackend
     from sweepctl.commands.common import make_plan
-    from sweepctl.core.manifests import SHARD, sweep_selector, trial_object
+    from sweepctl.core.manifests import trial_object
     from sweepctl.core.spec import load_spec
     from sweepctl.core.trials import expand
 
@@ -55,29 +55,12 @@ def main() -> None:
                 list(pool.map(lambda m: cluster.request("POST", cluster.path(m["kind"], ns), body=m), manifests))
         print(f"  filled in {time.perf_counter() - t0:.0f} s", file=sys.stderr)
 
-        def raw_list(kind: str, table: bool) -> float:
-            start = time.perf_counter()
-            for shard in range(4):  # as plan lists: 4 label-selected shards (here one after the other)
-                token = None
-                while True:
-                    query = [("labelSelector", f"{sweep_selector(kind.lower())},{SHARD}={shard}"), ("limit", 500)]
-                    query += [("includeObject", "Metadata")] if table else []
-                    query += [("continue", token)] if token else []
-                    page = cluster.request_bytes(
-                        "GET", cluster.path(kind, ns), query=query,
-                        accept="application/json;as=Table;g=meta.k8s.io;v=v1" if table else "application/json")
-                    at = page.find(b'"continue":"')
-                    token = page[at + 12:page.index(b'"', at + 12)].decode() if at >= 0 else None
-                    if not token:
-                        break
-            return time.perf_counter() - start
-
         medians: dict[tuple[str, str], float] = {}
         for kind, text in texts.items():
-            floor = statistics.median(raw_list(kind, False) for _ in range(3))
+            floor = statistics.median(raw_list(cluster, ns, kind.lower(), table=False, kind=kind) for _ in range(3))
             rows.append((f"{kind}: floor, raw paginated LIST of the {args.trials:,} objects, full", f"{floor:.2f} s", ""))
             if kind == "TFJob":
-                tables = statistics.median(raw_list(kind, True) for _ in range(3))
+                tables = statistics.median(raw_list(cluster, ns, kind.lower(), table=True, kind=kind) for _ in range(3))
                 rows.append(("TFJob: floor, the same LIST as metadata tables (what plan asks for)",
                              f"{tables:.2f} s", ""))
                 floor = min(floor, tables)

@@ -74,3 +74,18 @@ def expected_metric(run: Path, tag: str = "loss") -> float:
     values = [float(tensor_util.make_ndarray(e.tensor_proto)) for e in acc.Tensors(tag)]
     assert values, f"no {tag} in {run}"
     return min(values)
+
+
+def served_metrics(sweepctl: Callable[..., Any], spec: Path, ns: str, runs: dict[str, Path]) -> list[dict[str, Any]]:
+    """`status` rows once every trial's metric, read through the service proxy, is what its event files
+    on the volume hold. The sweep's TensorBoard rereads its runs every 5 s, so it may still serve part
+    of a finished run at first."""
+    import pytest
+
+    expected = {name: expected_metric(run) for name, run in runs.items()}
+
+    def scored() -> list[dict[str, Any]] | None:
+        rows = json_out(sweepctl("status", spec, "-n", ns, "-o", "json"))
+        return rows if {r["name"]: r["metric"] for r in rows} == pytest.approx(expected, rel=1e-6) else None
+
+    return wait_for("status to serve every trial's metric as its event files hold it", scored, 120, 2)

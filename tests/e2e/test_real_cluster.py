@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from readme_role import readme_role
-from realcluster import FullCluster, Namespace, conditions, expected_metric, json_out, state, wait_for
+from realcluster import FullCluster, Namespace, conditions, json_out, served_metrics, state, wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
 TINY = '[--epochs, "3", --size, "24"]'
@@ -93,16 +93,8 @@ def test_lab_grid_trains_for_real(full_cluster: FullCluster, e2e_namespace: Name
     assert sorted(t["state"] for t in plan["unchanged"]) == ["Succeeded"] * 9
     assert sweepctl("plan", spec, "-n", ns, "--detailed-exitcode").exit_code == 0
 
-    # Metrics through the service proxy, from the TensorBoard pod. It reloads
-    # its runs every 5 s, so it may still serve part of a finished run: wait
-    # until what it serves is what the event files on the volume say.
-    expected = {n: expected_metric(e2e_namespace.volume / "lab" / n) for n in jobs}
-
-    def scored() -> list[dict] | None:
-        rows = json_out(sweepctl("status", spec, "-n", ns, "-o", "json"))
-        return rows if {r["name"]: r["metric"] for r in rows} == pytest.approx(expected, rel=1e-6) else None
-
-    rows = wait_for("status to serve every trial's metric as its event files hold it", scored, 120, 2)
+    # Metrics through the service proxy, from the TensorBoard pod, as the event files on the volume hold them.
+    rows = served_metrics(sweepctl, spec, ns, {n: e2e_namespace.volume / "lab" / n for n in jobs})
     assert [r["state"] for r in rows] == ["Succeeded"] * 9
 
     sheet = tmp_path / "sheet.png"

@@ -13,9 +13,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-import pytest
-
-from realcluster import FullCluster, Namespace, expected_metric, json_out, wait_for
+from realcluster import FullCluster, Namespace, json_out, served_metrics, wait_for
 
 TINY = '[--epochs, "3", --size, "24"]'
 SPEC = f"""\
@@ -84,13 +82,7 @@ def test_a_trainjob_sweep_trains_prunes_and_follows_up(full_cluster: FullCluster
     assert sorted(t["state"] for t in plan["unchanged"]) == ["Succeeded"] * 4
 
     # Metrics through the service proxy, as TensorBoard's own reader finds them on the volume.
-    expected = {n: expected_metric(e2e_namespace.volume / "tj" / n) for n in jobs}
-
-    def scored() -> list[dict] | None:
-        rows = json_out(sweepctl("status", spec, "-n", ns, "-o", "json"))
-        return rows if {r["name"]: r["metric"] for r in rows} == pytest.approx(expected, rel=1e-6) else None
-
-    rows = wait_for("status to serve every trial's metric", scored, 120, 2)
+    rows = served_metrics(sweepctl, spec, ns, {n: e2e_namespace.volume / "tj" / n for n in jobs})
     assert [r["state"] for r in rows] == ["Succeeded"] * 4
     sheet = tmp_path / "sheet.png"
     assert sweepctl("report", spec, "-n", ns, "--out", sheet).exit_code == 0
