@@ -27,18 +27,18 @@ from sweepctl.core.diagnostics import SweepctlError
 from sweepctl.core.manifests import (
     MANAGED_BY,
     PARAMS,
+    RUNTIME_PLURAL,
     SHARD,
     SHARDS,
     SWEEP,
-    RUNTIME_PLURAL,
     TEMPLATE_HASH,
     TRAINER_GROUP,
     TRAINER_VERSION,
     TRIAL_PATHS,
     sweep_selector,
 )
-from sweepctl.core.schema import DEFAULT_RUNTIME
 from sweepctl.core.plan import PRUNED, Action, Change, LiveObject, Observed, Plan
+from sweepctl.core.schema import DEFAULT_RUNTIME
 
 __all__ = ["Cluster", "KubernetesBackend", "ApiError", "tfjob_state", "trainjob_state", "pruned_configmap_name",
            "PAGE_SIZE", "PRUNED_BYTES_PER_CONFIGMAP"]
@@ -399,9 +399,9 @@ class KubernetesBackend:
             if err.status != 404:
                 raise
             if "could not find the requested resource" in str(err):
-                return ["Kubeflow Trainer v2 is not installed here (no trainer.kubeflow.org/v1alpha1 "
-                        "ClusterTrainingRuntime kind): install it, or use kubernetes.kind: TFJob with the "
-                        "training operator"]
+                return [("Kubeflow Trainer v2 is not installed here (no trainer.kubeflow.org/v1alpha1 "
+                         "ClusterTrainingRuntime kind): install it, or use kubernetes.kind: TFJob with the "
+                         "training operator")]
             return [f"ClusterTrainingRuntime {spec.runtime} does not exist: "
                     + ("create it with `sweepctl runtime --apply` (needs a cluster administrator)"
                        if spec.runtime == DEFAULT_RUNTIME else

@@ -12,8 +12,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-
 from readme_role import readme_role
+
 from sweepctl.backends.kubernetes import trainjob_state
 
 SPEC = """\
@@ -59,8 +59,8 @@ def test_a_trainjob_sweep_says_its_runtime_is_missing_then_runs_on_it(
     assert res.exit_code == 0, res.output
     assert f"needed first: ClusterTrainingRuntime {runtime_name} does not exist" in res.stdout
     assert plan_json(sweepctl, spec)["requires"] == [
-        f"ClusterTrainingRuntime {runtime_name} does not exist: create it, or set kubernetes.runtime to one "
-        "that exists (`kubectl get clustertrainingruntimes`)"]
+        (f"ClusterTrainingRuntime {runtime_name} does not exist: create it, or set kubernetes.runtime to one "
+         "that exists (`kubectl get clustertrainingruntimes`)")]
     res = sweepctl("apply", spec, "--auto-approve")
     assert res.exit_code == 1 and "nothing was changed" in res.stderr, res.output
     assert objects(control_plane, namespace, "trainjobs") == {}
