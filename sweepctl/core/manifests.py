@@ -285,12 +285,20 @@ def training_runtime(name: str, *, image: str) -> dict[str, Any]:
     """sweepctl's ClusterTrainingRuntime: the trainer as one process on one node.
 
     One replicated job `node` (the trainer step, so a TrainJob's image, args
-    and resources reach its container), one pod, no retry (backoffLimit 0: a
-    trainer that failed fails again), and every JobSet default spelled out,
-    so it also runs where JobSet's defaulting webhook does not.
+    and resources reach its container) with one pod, retried as a TFJob's
+    Chief is (restartPolicy ExitCode): a trainer that exits 1-127 failed by
+    itself and fails the job at once; a pod killed from outside (exit 128 and
+    up: OOM, a kill) is run again, up to BACKOFF_LIMIT times, and one evicted or
+    preempted (DisruptionTarget) is run again without counting. Every JobSet
+    default is spelled out, so it also runs where JobSet's webhook does not.
     """
     job_spec = {
-        "completionMode": "Indexed", "backoffLimit": 0, "parallelism": 1, "completions": 1,
+        "completionMode": "Indexed", "backoffLimit": BACKOFF_LIMIT, "parallelism": 1, "completions": 1,
+        "podFailurePolicy": {"rules": [
+            {"action": "Ignore", "onPodConditions": [{"type": "DisruptionTarget", "status": "True"}]},
+            {"action": "FailJob", "onExitCodes": {"containerName": _NODE, "operator": "In",
+                                                  "values": list(range(1, 128))}},
+        ]},
         "template": {"spec": {"restartPolicy": "Never", "containers": [{"name": _NODE, "image": image}]}},
     }
     return {

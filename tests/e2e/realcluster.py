@@ -89,3 +89,17 @@ def served_metrics(sweepctl: Callable[..., Any], spec: Path, ns: str, runs: dict
         return rows if {r["name"]: r["metric"] for r in rows} == pytest.approx(expected, rel=1e-6) else None
 
     return wait_for("status to serve every trial's metric as its event files hold it", scored, 120, 2)
+
+
+def trainer_pids(trial: str) -> list[int]:
+    """Host pids of a trial's trainer: containers are processes on this node."""
+    found = []
+    for proc in Path("/proc").iterdir():
+        if proc.name.isdigit():
+            try:
+                cmdline = (proc / "cmdline").read_bytes().split(b"\0")
+            except OSError:
+                continue
+            if b"model" in cmdline and any(trial.encode() in arg for arg in cmdline):
+                found.append(int(proc.name))
+    return found

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from readme_role import readme_role
-from realcluster import FullCluster, Namespace, conditions, json_out, served_metrics, state, wait_for
+from realcluster import FullCluster, Namespace, conditions, json_out, served_metrics, state, trainer_pids, wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
 TINY = '[--epochs, "3", --size, "24"]'
@@ -44,20 +44,6 @@ def pods(cluster: FullCluster, ns: str, selector: str = "training.kubeflow.org/j
 def all_in(cluster: FullCluster, ns: str, wanted: str, count: int) -> dict[str, dict] | None:
     jobs = tfjobs(cluster, ns)
     return jobs if len(jobs) == count and all(state(j) == wanted for j in jobs.values()) else None
-
-
-def trainer_pids(trial: str) -> list[int]:
-    """Host pids of a trial's trainer: containers are processes on this node."""
-    found = []
-    for proc in Path("/proc").iterdir():
-        if proc.name.isdigit():
-            try:
-                cmdline = (proc / "cmdline").read_bytes().split(b"\0")
-            except OSError:
-                continue
-            if b"model" in cmdline and any(trial.encode() in arg for arg in cmdline):
-                found.append(int(proc.name))
-    return found
 
 
 def test_lab_grid_trains_for_real(full_cluster: FullCluster, e2e_namespace: Namespace, sweepctl,

@@ -9,11 +9,13 @@ fails is not retried, and a TFJob sweep beside a TrainJob sweep is never touched
 from __future__ import annotations
 
 import json
+import os
+import signal
 import time
 from pathlib import Path
 from typing import Any
 
-from realcluster import FullCluster, Namespace, json_out, served_metrics, wait_for
+from realcluster import FullCluster, Namespace, json_out, served_metrics, trainer_pids, wait_for
 
 TINY = '[--epochs, "3", --size, "24"]'
 SPEC = f"""\
@@ -167,3 +169,24 @@ def test_a_tfjob_sweep_and_a_trainjob_sweep_share_a_namespace(
     assert "mixtf-tensorboard" in services and "mixtj-tensorboard" not in services
     plan = json_out(sweepctl("plan", tf, "-n", ns, "-o", "json"))
     assert [t["state"] for t in plan["unchanged"]] == ["Succeeded"] * 2
+
+
+def test_a_trainjob_killed_from_outside_is_run_again(full_cluster: FullCluster, e2e_namespace: Namespace,
+                                                     runtime: str, sweepctl, tmp_path: Path) -> None:
+    """As a TFJob's Chief is: sweepctl's runtime retries a pod killed from outside (exit 137)."""
+    ns = e2e_namespace.name
+    spec = tmp_path / "kill.yaml"
+    spec.write_text('name: tjkill\nbackend: kubernetes\nkubernetes: {kind: TrainJob}\n'
+                    'args: [--epochs, "30", --size, "24"]\nhyperParamValues: {learningRate: [0.01]}\n')
+    assert sweepctl("apply", spec, "-n", ns, "--auto-approve").exit_code == 0
+    (name,) = wait_for("the TrainJob", lambda: trainjobs(full_cluster, ns), 30)
+    pids = wait_for("the trainer process", lambda: trainer_pids(name), 120, 0.2)
+    for pid in pids:
+        os.kill(pid, signal.SIGKILL)  # as the OOM killer would: exit 137
+    wait_for("the killed trial to be run again and complete",
+             lambda: all_trainjobs(full_cluster, ns, "Complete", 1), 300, 1)
+    runs = full_cluster.get("pods", "-n", ns, "-l", f"{JOBSET}={name}")["items"]
+    codes = sorted(p["status"]["containerStatuses"][0]["state"]["terminated"]["exitCode"] for p in runs)
+    assert codes == [0, 137]
+    plan = json_out(sweepctl("plan", spec, "-n", ns, "-o", "json"))
+    assert [t["state"] for t in plan["unchanged"]] == ["Succeeded"]

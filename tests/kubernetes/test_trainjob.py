@@ -73,7 +73,10 @@ def test_a_trainjob_sweep_says_its_runtime_is_missing_then_runs_on_it(
                                                     "json").stdout)
     (job,) = live_runtime["spec"]["template"]["spec"]["replicatedJobs"]
     assert job["template"]["metadata"]["labels"] == {"trainer.kubeflow.org/trainjob-ancestor-step": "trainer"}
-    assert job["template"]["spec"]["backoffLimit"] == 0
+    # Retried as a TFJob's Chief: exit 1-127 fails for good, a kill from outside runs again.
+    assert job["template"]["spec"]["backoffLimit"] == 3
+    fail_job = job["template"]["spec"]["podFailurePolicy"]["rules"][1]
+    assert fail_job["action"] == "FailJob" and fail_job["onExitCodes"]["values"] == list(range(1, 128))
     assert job["template"]["spec"]["template"]["spec"]["containers"][0]["name"] == "node"
 
     assert plan_json(sweepctl, spec)["requires"] == []
