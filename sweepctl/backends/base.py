@@ -63,6 +63,9 @@ class Backend(Protocol):
     """Where a sweep's trials live."""
 
     name: str
+    # What the last read_runs wants the user told, one line each (it read the
+    # slow way, and which permission would make it fast); views show them.
+    notes: tuple[str, ...]
 
     @property
     def target(self) -> str:

@@ -169,18 +169,23 @@ class Cluster:
 
     def request_bytes(self, method: str, path: str, *, query: list[tuple[str, Any]] | None = None,
                       body: Any = None, content_type: str = "application/json",
-                      accept: str = "application/json") -> bytes:
-        """One API call; returns the raw body (e.g. an image through a service proxy) or raises ApiError."""
+                      accept: str = "application/json", form: list[tuple[str, str]] | None = None) -> bytes:
+        """One API call; returns the raw body (e.g. an image through a service proxy) or raises ApiError.
+
+        `form` is sent URL-encoded instead of a body (a form POST through a service proxy)."""
         import urllib3
 
         with self._lock:
             self.requests += 1
+        if form is not None:
+            content_type = "application/x-www-form-urlencoded"
         headers = {"Accept": accept, "Content-Type": content_type}
         try:
             method, url, headers, _, _ = self._api.param_serialize(
                 method, path, query_params=query or [], header_params=headers, auth_settings=["BearerToken"]
             )
-            resp = self._api.call_api(method, url, header_params=headers, body=body, _request_timeout=60)
+            resp = self._api.call_api(method, url, header_params=headers, body=body, post_params=form,
+                                      _request_timeout=60)
             data = resp.read()
         except self._exception as err:
             raise self._error(err.status or 0, err.reason, err.body, method, path) from None
@@ -317,6 +322,7 @@ class KubernetesBackend:
         self._namespace = namespace or cluster.context_namespace or "default"
         self.workers = workers
         self.kind = kind
+        self.notes: tuple[str, ...] = ()
 
     @property
     def namespace(self) -> str:
@@ -485,22 +491,29 @@ class KubernetesBackend:
 
     def read_runs(self, sweep: str, names: Any, tags: Any, *, image_tag: str | None = None,
                   tensorboard_url: str | None = None, required: bool = True) -> dict[str, Any]:
-        """From the sweep's TensorBoard: through the API server's service proxy, or at tensorboard_url."""
+        """From the sweep's TensorBoard: through the API server's service proxy, or at tensorboard_url.
+
+        The multi-run read POSTs through the proxy (`create` on services/proxy);
+        where that is refused, `notes` says so and which verb to grant."""
         from sweepctl.metrics import tensorboard
 
+        fetch: tensorboard.Fetch
         if tensorboard_url:
             fetch, where = tensorboard.url_fetch(tensorboard_url), tensorboard_url
         else:
             base = self._proxy_path(sweep)
 
-            def fetch(path: str, query: list[tuple[str, str]]) -> bytes:
+            def fetch(path: str, query: list[tuple[str, str]], *, form: list[tuple[str, str]] | None = None) -> bytes:
                 try:
-                    return self.cluster.request_bytes("GET", base + path, query=query)
+                    return self.cluster.request_bytes("GET" if form is None else "POST", base + path, query=query,
+                                                      form=form)
                 except ApiError as err:
                     raise tensorboard.FetchError(str(err), status=err.status) from None
 
             where = self.cluster.server + base
-        return tensorboard.read_runs(fetch, names, tags, where=where, image_tag=image_tag, required=required)
+        reading = tensorboard.read_runs(fetch, names, tags, where=where, image_tag=image_tag, required=required)
+        self.notes = (reading.note,) if reading.note else ()
+        return reading.runs
 
     def local_logs(self, sweep: str) -> Path | None:
         return None  # on the sweep's shared volume, in the cluster

@@ -27,6 +27,7 @@ def run(view: View, *, spec_path: Path | None, sweep: str | None, access: Access
                              tensorboard_url=tensorboard_url) if names else {}
     status = build_status(sweep=target.sweep, backend=backend.name, target=backend.target, metric=target.metric,
                           goal=target.goal, strategy=strategy or default_strategy(target.goal), keep=k,
-                          observed=observed, series={n: r.scalars[target.metric] for n, r in runs.items()})
+                          observed=observed, series={n: r.scalars[target.metric] for n, r in runs.items()},
+                          notes=backend.notes if names else ())
     view.report(draw(status, runs, out))
     return 0

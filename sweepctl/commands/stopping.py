@@ -42,7 +42,7 @@ def apply_rule(*, sweep: str, backend: Backend, spec: Spec | None, metric: str, 
     series = {n: r.scalars[metric] for n, r in runs.items()}
     status = build_status(sweep=sweep, backend=backend.name, target=backend.target, metric=metric, goal=goal,
                           strategy=default_strategy(goal), keep=keep, observed=observed,
-                          series={n: series[n] for n in live if n in series})
+                          series={n: series[n] for n in live if n in series}, notes=backend.notes if names else ())
     unfinished = [t.name for t in status.live if t.state not in FINISHED]
     stops = tuple(median_stops({n: s.points for n, s in series.items()}, unfinished, goal=goal, rule=rule))
     if not stops:

@@ -74,6 +74,7 @@ class SweepStatus:
     keep: int
     trials: tuple[TrialStatus, ...]
     observed: Observed = field(default_factory=Observed, repr=False)
+    notes: tuple[str, ...] = ()  # how the metrics were read, when the user can make it better (Backend.notes)
 
     @property
     def live(self) -> list[TrialStatus]:
@@ -130,7 +131,7 @@ def _key(goal: str, t: TrialStatus) -> tuple[bool, float, str]:
 
 
 def build_status(*, sweep: str, backend: str, target: str, metric: str, goal: str, strategy: str, keep: int,
-                 observed: Observed, series: Mapping[str, Series]) -> SweepStatus:
+                 observed: Observed, series: Mapping[str, Series], notes: tuple[str, ...] = ()) -> SweepStatus:
     """Rank the live trials by `series` (trial name -> series of the objective); list pruned ones last."""
     rows: list[TrialStatus] = []
     for obj in observed.objects:
@@ -152,7 +153,7 @@ def build_status(*, sweep: str, backend: str, target: str, metric: str, goal: st
         if name not in live
     ]
     return SweepStatus(sweep=sweep, backend=backend, target=target, metric=metric, goal=goal, strategy=strategy,
-                       keep=keep, trials=(*ranked, *unscored, *pruned), observed=observed)
+                       keep=keep, trials=(*ranked, *unscored, *pruned), observed=observed, notes=notes)
 
 
 def _ranked(t: TrialStatus, rank: int, top: bool) -> TrialStatus:

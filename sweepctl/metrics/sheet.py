@@ -43,6 +43,7 @@ class Sheet:
 
     path: str
     tiles: tuple[Tile, ...]
+    notes: tuple[str, ...] = ()  # the status's: how the metrics were read
 
 
 def _label(params: Mapping[str, Scalar]) -> str:
@@ -126,4 +127,4 @@ def draw(status: SweepStatus, runs: Mapping[str, RunData], out: Path) -> Sheet:
         raise SweepctlError(f"cannot write {out}: {err}") from None
     finally:
         plt.close(fig)
-    return Sheet(path=str(out), tiles=tuple(tiles))
+    return Sheet(path=str(out), tiles=tuple(tiles), notes=status.notes)

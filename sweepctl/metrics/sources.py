@@ -27,4 +27,5 @@ def sweep_status(backend: Backend, sweep: str, *, metric: str, goal: str, strate
                              required=metrics_required) if names else {}
     return build_status(sweep=sweep, backend=backend.name, target=backend.target, metric=metric, goal=goal,
                         strategy=strategy, keep=keep, observed=observed,
-                        series={n: r.scalars[metric] for n, r in runs.items()})
+                        series={n: r.scalars[metric] for n, r in runs.items()},
+                        notes=backend.notes if names else ())

@@ -1,10 +1,16 @@
 """Reading a sweep's TensorBoard over its HTTP API (Kubernetes).
 
 The same data people look at: `/data/plugin/scalars/tags` says which runs
-(trials) have which scalars, `/data/plugin/scalars/scalars` gives one series as
-[[wall_time, step, value], ...], and the images plugin gives the latest
-picture. Requests go through a `Fetch`: the API server's service proxy (with
-the cluster's credentials) or plain HTTP to a URL such as a port-forward.
+(trials) have which scalars; the scalars plugin's `scalars_multirun` route
+gives one tag's series of many runs in one POST, {run: [[wall_time, step,
+value], ...]}, and `scalars` one run's; the images plugin gives the latest
+picture. So a read costs the tag index plus one POST per tag (per
+MULTIRUN_BATCH trials), whatever the trial count. Where that POST is refused
+(through the API server's service proxy it needs `create` on
+`services/proxy`) or TensorBoard lacks the route, the read falls back to one
+GET per trial and tag, and says why. Requests go through a `Fetch`: the
+service proxy (with the cluster's credentials) or plain HTTP to a URL such as
+a port-forward.
 """
 
 from __future__ import annotations
@@ -13,18 +19,27 @@ import json
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Callable, Collection
+from collections.abc import Collection
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Protocol
 
 from sweepctl.core.diagnostics import SweepctlError
 from sweepctl.metrics.events import RunData
 from sweepctl.metrics.ranking import Series
 
-__all__ = ["Fetch", "FetchError", "url_fetch", "read_runs"]
+__all__ = ["Fetch", "FetchError", "MULTIRUN_BATCH", "Reading", "url_fetch", "read_runs"]
 
-# GET a path relative to TensorBoard's root with a query; returns the body.
-Fetch = Callable[[str, list[tuple[str, str]]], bytes]
+# Runs named in one scalars_multirun POST: about 50 KB of form and 4 MB of JSON
+# back for trials of 101 points. Batches go out at once.
+MULTIRUN_BATCH = 1000
+
+
+class Fetch(Protocol):
+    """GET a path relative to TensorBoard's root with a query, or POST `form` to it; returns the body."""
+
+    def __call__(self, path: str, query: list[tuple[str, str]], *,
+                 form: list[tuple[str, str]] | None = None) -> bytes: ...
 
 
 class FetchError(Exception):
@@ -35,29 +50,44 @@ class FetchError(Exception):
         self.status = status
 
 
-def url_fetch(base_url: str, *, timeout: float = 30) -> Fetch:
+@dataclass(frozen=True, kw_only=True)
+class Reading:
+    """What a read found: each trial's data, and a note for the user when it took the slow way."""
+
+    runs: dict[str, RunData]
+    note: str | None = None
+
+
+def url_fetch(base_url: str, *, timeout: float = 60) -> Fetch:
     """Plain HTTP to a TensorBoard at base_url (e.g. http://localhost:6006/ from a port-forward)."""
     base = base_url if base_url.endswith("/") else base_url + "/"
 
-    def fetch(path: str, query: list[tuple[str, str]]) -> bytes:
+    def fetch(path: str, query: list[tuple[str, str]], *, form: list[tuple[str, str]] | None = None) -> bytes:
         url = base + path + ("?" + urllib.parse.urlencode(query) if query else "")
+        data = urllib.parse.urlencode(form).encode() if form is not None else None
+        method = "GET" if data is None else "POST"
         try:
-            with urllib.request.urlopen(url, timeout=timeout) as resp:
+            with urllib.request.urlopen(url, data=data, timeout=timeout) as resp:
                 return bytes(resp.read())
         except urllib.error.HTTPError as err:
-            raise FetchError(f"GET {url}: {err.code} {err.reason}", status=err.code) from None
+            raise FetchError(f"{method} {url}: {err.code} {err.reason}", status=err.code) from None
         except (OSError, ValueError) as err:
-            raise FetchError(f"GET {url}: {err}", status=0) from None
+            raise FetchError(f"{method} {url}: {err}", status=0) from None
 
     return fetch
 
 
-def _json(fetch: Fetch, path: str, query: list[tuple[str, str]]) -> Any:
-    return json.loads(fetch(path, query))
+def _json(fetch: Fetch, path: str, query: list[tuple[str, str]], form: list[tuple[str, str]] | None = None) -> Any:
+    return json.loads(fetch(path, query, form=form))
+
+
+def _series(rows: Any) -> Series:
+    points = {int(step): float(value) for _, step, value in rows}
+    return Series(points=tuple(sorted(points.items())), error=None if points else "empty")
 
 
 def read_runs(fetch: Fetch, names: Collection[str], tags: Collection[str], *, where: str,
-              image_tag: str | None = None, workers: int = 16, required: bool = True) -> dict[str, RunData]:
+              image_tag: str | None = None, workers: int = 16, required: bool = True) -> Reading:
     """The trials' series (and latest images) as TensorBoard serves them.
 
     TensorBoard being unreachable is an error, unless not `required`: then
@@ -69,33 +99,90 @@ def read_runs(fetch: Fetch, names: Collection[str], tags: Collection[str], *, wh
     except (FetchError, ValueError) as err:
         if not required:
             why = f"TensorBoard not reachable yet ({err})"
-            return {n: RunData(scalars={t: Series(error=why) for t in tags}, error=why) for n in names}
+            return Reading(runs={n: RunData(scalars={t: Series(error=why) for t in tags}, error=why) for n in names})
         raise SweepctlError(
             f"cannot read the sweep's TensorBoard at {where}: {err}",
             hint="is its Deployment ready? Or port-forward to it and pass --tensorboard-url http://localhost:6006/",
         ) from None
 
-    def one(name: str) -> tuple[str, RunData]:
-        have = available.get(name)
-        if have is None:
-            return name, RunData(scalars={t: Series(error="no logs in TensorBoard") for t in tags},
-                                 error="no logs in TensorBoard")
-        scalars = {}
-        for tag in tags:
-            if tag not in have:
-                scalars[tag] = Series(error=f"no '{tag}' values")
-                continue
-            try:
-                rows = _json(fetch, "data/plugin/scalars/scalars", [("run", name), ("tag", tag)])
-                points = {int(step): float(value) for _, step, value in rows}
-                scalars[tag] = Series(points=tuple(sorted(points.items())), error=None if points else "empty")
-            except (FetchError, ValueError, TypeError) as err:
-                scalars[tag] = Series(error=str(err))
-        image = _latest_image(fetch, name, image_tag) if image_tag else None
-        return name, RunData(scalars=scalars, image=image)
-
+    known = [n for n in names if n in available]
+    wanted = {tag: [n for n in known if tag in available[n]] for tag in tags}
+    got: dict[tuple[str, str], Series] | None = None
+    note = None
     with ThreadPoolExecutor(max_workers=workers) as pool:
-        return dict(pool.map(one, list(names)))
+        if known:
+            try:
+                got = _bulk(fetch, pool, wanted)
+            except FetchError as err:
+                note = _slow_note(wanted, err)
+
+        def one(name: str) -> tuple[str, RunData]:
+            have = available.get(name)
+            if have is None:
+                return name, RunData(scalars={t: Series(error="no logs in TensorBoard") for t in tags},
+                                     error="no logs in TensorBoard")
+            scalars = {}
+            for tag in tags:
+                if tag not in have:
+                    scalars[tag] = Series(error=f"no '{tag}' values")
+                elif got is not None:
+                    scalars[tag] = got.get((tag, name)) or Series(error="empty")
+                else:
+                    try:
+                        rows = _json(fetch, "data/plugin/scalars/scalars", [("run", name), ("tag", tag)])
+                        scalars[tag] = _series(rows)
+                    except (FetchError, ValueError, TypeError) as err:
+                        scalars[tag] = Series(error=str(err))
+            image = _latest_image(fetch, name, image_tag) if image_tag else None
+            return name, RunData(scalars=scalars, image=image)
+
+        runs = dict(pool.map(one, list(names))) if got is None or image_tag else dict(map(one, names))
+    return Reading(runs=runs, note=note)
+
+
+def _requests(wanted: dict[str, list[str]], *, bulk: bool) -> int:
+    """What a read of these (tag -> runs) costs: the tag index, then POSTs by batch or GETs by run."""
+    return 1 + sum(-(-len(runs) // MULTIRUN_BATCH) if bulk else len(runs) for runs in wanted.values())
+
+
+def _slow_note(wanted: dict[str, list[str]], err: FetchError) -> str:
+    """One line: the read went run by run, why, and what would make it one request per tag."""
+    trials = len({run for runs in wanted.values() for run in runs})
+    why = ("the service proxy refused the POST that reads them all at once (403); grant `create` on "
+           "`services/proxy` (README, Permissions) to read them in "
+           f"{_requests(wanted, bulk=True):,}" if err.status == 403
+           else f"TensorBoard has no multi-run scalars route ({err.status}); a newer tensorboard.image reads them in "
+           f"{_requests(wanted, bulk=True):,}")
+    return f"read {trials:,} trials' metrics one request each ({_requests(wanted, bulk=False):,} requests): {why}"
+
+
+def _bulk(fetch: Fetch, pool: ThreadPoolExecutor, wanted: dict[str, list[str]]) -> dict[tuple[str, str], Series]:
+    """Every (tag, run) series through scalars_multirun: one POST per tag and MULTIRUN_BATCH runs, at once.
+
+    Raises FetchError when a POST is refused (403) or the route is missing
+    (404, 405), so the caller reads run by run; any other failure leaves
+    that batch's runs with the error as their series.
+    """
+    batches = [(tag, runs[i:i + MULTIRUN_BATCH]) for tag, runs in wanted.items()
+               for i in range(0, len(runs), MULTIRUN_BATCH)]
+
+    def post(batch: tuple[str, list[str]]) -> dict[tuple[str, str], Series]:
+        tag, runs = batch
+        form = [("tag", tag), *(("runs", run) for run in runs)]
+        try:
+            body = _json(fetch, "data/plugin/scalars/scalars_multirun", [], form)
+            return {(tag, run): _series(rows) for run, rows in body.items()}
+        except FetchError as err:
+            if err.status in (403, 404, 405):
+                raise
+            return {(tag, run): Series(error=str(err)) for run in runs}
+        except (ValueError, TypeError, AttributeError) as err:
+            return {(tag, run): Series(error=f"unreadable answer from TensorBoard: {err}") for run in runs}
+
+    out: dict[tuple[str, str], Series] = {}
+    for part in pool.map(post, batches):
+        out.update(part)
+    return out
 
 
 def _latest_image(fetch: Fetch, run: str, tag: str) -> bytes | None:

@@ -254,6 +254,7 @@ class HumanView:
             self.out.print(title)
             self.out.file.write("\n".join(line.rstrip() for line in lines) + "\n")
             self._unscored(s)
+            self._notes(s.notes)
             return
         table = Text("   " + "  ".join(cell(h, i) for i, h in enumerate(header)) + "\n", style="bold")
         for t, row in zip(s.trials, cells):
@@ -269,6 +270,7 @@ class HumanView:
         self.out.print(title)
         self.out.print(table)
         self._unscored(s)
+        self._notes(s.notes)
 
     def _unscored(self, s: SweepStatus) -> None:
         unscored = [t for t in s.live if t.rank is None]
@@ -276,6 +278,11 @@ class HumanView:
             notes = Counter(t.note or "no metric" for t in unscored)
             self.out.print(f"[dim]{len(unscored)} without a metric yet: "
                            + escape(", ".join(f"{n} {why}" for why, n in notes.most_common(3))) + "[/]")
+
+    def _notes(self, notes: Sequence[str]) -> None:
+        """How the metrics were read, when the user can make it better: on stderr, beside the output."""
+        for note in notes:
+            self.err.print(f"[yellow]Note:[/] {escape(note)}")
 
     def prune_plan(self, selection: PruneSelection, *, dry_run: bool) -> None:
         s = selection.status
@@ -311,11 +318,13 @@ class HumanView:
                   "(sweepctl apply --revive TRIAL brings one back).")
         if dry_run:
             out.print("Dry run: nothing was changed.")
+        self._notes(s.notes)
 
     def report(self, sheet: Sheet) -> None:
         best = ", ".join(t.name for t in sheet.tiles if t.top) or "none yet"
         self.out.print(f"Wrote [bold]{escape(sheet.path)}[/]: {len(sheet.tiles)} trials, "
                        f"{sum(t.has_image for t in sheet.tiles)} with a reconstruction; best: {escape(best)}")
+        self._notes(sheet.notes)
 
     def finish(self) -> None:
         pass  # printed as it went

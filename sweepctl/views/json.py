@@ -71,6 +71,12 @@ def trial_status_to_json(t: TrialStatus) -> dict[str, Any]:
     return out
 
 
+def _notes(notes: Sequence[str]) -> None:
+    """How the metrics were read, when the user can make it better: on stderr, so stdout stays one document."""
+    for note in notes:
+        print(f"Note: {note}", file=sys.stderr)
+
+
 def _emit(data: Any) -> None:
     sys.stdout.write(json.dumps(data, indent=2) + "\n")
     sys.stdout.flush()
@@ -136,6 +142,7 @@ class JsonView:
 
     def status(self, status: SweepStatus, *, refresh: bool = False) -> None:
         self._set([trial_status_to_json(t) for t in status.trials])
+        _notes(status.notes)
 
     def prune_plan(self, selection: PruneSelection, *, dry_run: bool) -> None:
         s = selection.status
@@ -147,11 +154,13 @@ class JsonView:
             "unscored_kept": [trial_status_to_json(t) for t in selection.unscored_kept],
             "dry_run": dry_run,
         }, "prune")
+        _notes(s.notes)
 
     def report(self, sheet: Sheet) -> None:
         self._set({"path": sheet.path, "tiles": [{"name": t.name, "params": dict(t.params),
                                                   "metric": _number(t.metric), "top": t.top, "image": t.has_image}
                                                  for t in sheet.tiles]})
+        _notes(sheet.notes)
 
     def error(self, err: SweepctlError) -> None:
         self._set({"error": {"diagnostics": [d.to_json() for d in err.diagnostics]}})

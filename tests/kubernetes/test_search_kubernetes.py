@@ -10,16 +10,15 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from events_helpers import write_loss
+from tensorboard_helpers import serve, tags
 
 RANDOM = """\
 name: rk
@@ -61,26 +60,8 @@ def tensorboard(tmp_path: Path) -> Iterator[tuple[str, Path]]:
     """A real TensorBoard over an empty log folder, reloading every second; yields its URL and the folder."""
     logs = tmp_path / "logs"
     logs.mkdir()
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    proc = subprocess.Popen([sys.executable, "-m", "tensorboard.main", "--logdir", str(logs), "--host", "127.0.0.1",
-                             "--port", str(port), "--reload_interval", "1"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}/"
-    try:
-        wait_until(lambda: _get(url + "data/plugin/scalars/tags") is not None, 90)
+    with serve(logs) as url:
         yield url, logs
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)
-
-
-def _get(url: str) -> dict | None:
-    try:
-        return json.loads(urllib.request.urlopen(url, timeout=2).read())
-    except OSError:
-        return None
 
 
 def wait_until(predicate, timeout: float) -> None:
@@ -115,7 +96,7 @@ def test_apply_wait_with_tpe_on_kubernetes(control_plane, namespace: str, kube_e
         def finish(name: str, loss: float) -> None:
             """The trainer's logs, then the operator's Succeeded, as on a real cluster."""
             write_loss(logs / name, [(0, 100.0), (10, loss)])
-            wait_until(lambda: name in (_get(url + "data/plugin/scalars/tags") or {}), 60)
+            wait_until(lambda: name in (tags(url) or {}), 60)
             control_plane.kubectl("-n", namespace, "patch", "tfjob", name, "--subresource=status", "--type=merge",
                                   "-p", json.dumps({"status": {"conditions": [
                                       {"type": "Succeeded", "status": "True", "reason": "test"}]}}))

@@ -56,31 +56,8 @@ def sweep_here(trained: Path, tmp_path: Path, sweepctl) -> Path:
 @pytest.fixture
 def tensorboard_on(trained: Path) -> Iterator[str]:
     """A real TensorBoard serving the trained runs, one run per trial folder; yields its URL."""
-    import socket
-    import time
-    import urllib.request
+    from tensorboard_helpers import serve
 
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
     logs = trained / ".sweepctl" / "sweeps" / SWEEP / "logs"
-    proc = subprocess.Popen([sys.executable, "-m", "tensorboard.main", "--logdir", str(logs), "--host", "127.0.0.1",
-                             "--port", str(port), "--reload_interval", "1"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    url = f"http://127.0.0.1:{port}/"
-    try:
-        deadline = time.monotonic() + 90
-        while True:
-            assert proc.poll() is None, proc.stderr.read().decode() if proc.stderr else "TensorBoard exited"
-            try:
-                tags = json.loads(urllib.request.urlopen(url + "data/plugin/scalars/tags", timeout=2).read())
-                if len(tags) == 3 and all("loss" in t for t in tags.values()):
-                    break
-            except OSError:
-                pass
-            assert time.monotonic() < deadline, "TensorBoard did not load the runs"
-            time.sleep(0.3)
+    with serve(logs, ready=lambda index: len(index) == 3 and all("loss" in t for t in index.values())) as url:
         yield url
-    finally:
-        proc.terminate()
-        proc.wait(timeout=20)
