@@ -65,10 +65,13 @@ def test_status_reads_every_trial_in_a_constant_number_of_requests(
     spec.write_text(grid(namespace, 30))
     assert sweepctl("apply", spec, "--auto-approve").exit_code == 0
     names = json.loads(control_plane.kubectl("-n", namespace, "get", "tfjobs", "-o", "json").stdout)["items"]
-    losses = {}
-    for i, job in enumerate(sorted(j["metadata"]["name"] for j in names)):
+    losses: dict[str, float | str] = {}
+    *jobs, diverged = sorted(j["metadata"]["name"] for j in names)
+    for i, job in enumerate(jobs):
         losses[job] = 1.0 + i / 8  # exact in float32
         write_loss(tmp_path / "logs" / job, [(0, 100.0), (10, losses[job]), (20, losses[job] + 1)])
+    write_loss(tmp_path / "logs" / diverged, [(0, float("nan")), (10, float("nan"))])  # TensorBoard sends "NaN"
+    losses[diverged] = "nan"
     with serve(tmp_path / "logs", host=host, ready=lambda index: len(index) == 30) as url:
         route_service(control_plane.kubectl, namespace, tensorboard_name("many"), url)
 
@@ -76,6 +79,7 @@ def test_status_reads_every_trial_in_a_constant_number_of_requests(
         assert res.exit_code == 0, res.output
         rows = json.loads(res.stdout)
         assert {r["name"]: r["metric"] for r in rows} == losses
+        assert rows[28]["name"] == jobs[-1] and rows[29]["name"] == diverged  # NaN ranks last
         assert requests == 2  # the tag index and one POST, for 30 trials
         assert "Note" not in res.stderr
 
