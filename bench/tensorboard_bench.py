@@ -43,6 +43,7 @@ sys.path.insert(0, str(ROOT / "tests"))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from plan_bench import SWEEPCTL, control_plane, grid_spec, print_table  # noqa: E402
+from readme_role import readme_role  # noqa: E402
 from status_bench import arguments, make_sweep, timed, trainer_run  # noqa: E402
 from tensorboard_helpers import host_address, proxy_requests, route_service, serve  # noqa: E402
 
@@ -86,12 +87,10 @@ def main() -> None:
         jobs = json.loads(kubectl("-n", ns, "get", "tfjobs", "-o", "json").stdout)["items"]
         assert sorted(j["metadata"]["name"] for j in jobs) == names, "the TFJobs are not the runs' trials"
         # The README's Role for the restricted user; a second one, without create on the proxy, for the fallback.
-        readme = (ROOT / "README.md").read_text().split("## Permissions", 1)[1]
-        role = re.search(r"```yaml\n(apiVersion: rbac.authorization.k8s.io/v1\nkind: Role\n.*?)```", readme, re.S)
-        assert role, "the README's Permissions section has no Role"
+        role = readme_role()
         get_only = re.sub(r"(resources: \[services/proxy\].*\n\s*verbs: )\[[^\]]*\]", r"\1[get]",
-                          role.group(1)).replace("name: sweepctl", "name: sweepctl-get-only")
-        kubectl("-n", ns, "apply", "-f", "-", input=role.group(1) + "---\n" + get_only)
+                          role).replace("name: sweepctl", "name: sweepctl-get-only")
+        kubectl("-n", ns, "apply", "-f", "-", input=role + "---\n" + get_only)
         kubectl("-n", ns, "create", "rolebinding", "sweepctl", "--role=sweepctl", "--user=restricted")
 
         started = time.perf_counter()

@@ -15,12 +15,12 @@ from pathlib import Path
 
 import pytest
 from events_helpers import write_loss
+from readme_role import readme_role
 from tensorboard_helpers import host_address, proxy_requests, route_service, serve
 
 from sweepctl.core.manifests import tensorboard_name
 
 SWEEP = "paint"  # the sweep of conftest.py's `trained`
-README = Path(__file__).resolve().parents[2] / "README.md"
 
 
 @pytest.fixture(scope="module")
@@ -29,14 +29,6 @@ def host() -> str:
     if address is None:
         pytest.skip("this host has no non-loopback IPv4 address for the API server to proxy to")
     return address
-
-
-def readme_role() -> str:
-    """The least-privilege Role exactly as the README's Permissions section documents it."""
-    section = README.read_text().split("## Permissions", 1)[1]
-    match = re.search(r"```yaml\n(apiVersion: rbac.authorization.k8s.io/v1\nkind: Role\n.*?)```", section, re.S)
-    assert match, "the README's Permissions section has no Role"
-    return match.group(1)
 
 
 def grant(control_plane, ns: str, role: str) -> None:
