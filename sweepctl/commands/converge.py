@@ -14,6 +14,7 @@ finishes or is stopped.
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 from collections.abc import Sequence
@@ -122,7 +123,8 @@ def _summary(spec: Spec, status: SweepStatus) -> str:
     finished = sum(t.state in FINISHED for t in live)
     running = len(live) - finished
     stopped = len(status.trials) - len(live)
-    budget = spec.search.trials if spec.search.algorithm != "grid" else spec.grid_size
+    grid = math.prod(len(hp.values) for hp in spec.hyper_params)
+    budget = spec.search.trials if spec.search.algorithm != "grid" else grid
     left = max(0, (budget or 0) - len(status.trials))
     return (f"{best}; {finished} finished, {stopped} stopped, {running} running or queued, "
             f"{left} left in the budget of {budget}")

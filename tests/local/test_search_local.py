@@ -161,3 +161,13 @@ def test_apply_wait_runs_the_budget_out_and_a_rerun_finishes_an_interrupted_swee
     assert "0 running or queued, 0 left in the budget of 5" in res.stdout
     assert all("stopped by the median rule" in r["reason"] for r in final["pruned"].values())
     assert json.loads(cli(tmp_path, "plan", "s.yaml", "-o", "json").stdout)["changes"] is False
+
+
+def test_apply_wait_runs_a_grid_to_its_end(tmp_path: Path) -> None:
+    (tmp_path / "s.yaml").write_text("name: gw\nbackend: local\nargs: " + json.dumps(TINY) + "\n"
+                                     "hyperParamValues:\n  learningRate: [0.01, 0.02]\n  hiddenLayers: [1]\n")
+    res = cli(tmp_path, "apply", "s.yaml", "--wait", "--auto-approve", "--interval", "1", timeout=300)
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert "2 finished, 0 stopped, 0 running or queued, 0 left in the budget of 2" in res.stdout
+    assert {r["state"] for r in state(tmp_path, "gw")["trials"].values()} == {"Succeeded"}
+
