@@ -175,7 +175,8 @@ def apply(
     wait: Annotated[bool, typer.Option("--wait", help="With a SPEC: keep applying (next proposals, early stops) "
                                        "until the budget is spent and every trial finished. Rerun to continue.")]
     = False,
-    interval: Annotated[float, typer.Option("--interval", min=0.5, help="--wait: seconds between checks.")] = 5.0,
+    interval: Annotated[float, typer.Option("--interval", min=0.5, help="--wait: seconds between progress lines "
+                                            "and checks (local trials are judged as soon as they log).")] = 5.0,
     tensorboard_url: TensorBoardUrlOpt = None,
 ) -> None:
     """Create and delete exactly what the plan says; finished trials are never restarted."""

@@ -28,6 +28,7 @@ from sweepctl.core.manifests import TRIAL
 from sweepctl.core.plan import Change, Plan
 from sweepctl.core.search import FINISHED
 from sweepctl.core.spec import Spec
+from sweepctl.metrics import events
 from sweepctl.metrics.ranking import SweepStatus, default_strategy
 from sweepctl.metrics.sources import sweep_status
 from sweepctl.views import View
@@ -37,6 +38,7 @@ __all__ = ["run"]
 
 _STUCK_ROUNDS = 3  # rounds that planned the same changes and made no progress before giving up
 _UNREADABLE_FOR = 300.0  # seconds a round waits for a history it cannot read (TensorBoard starting)
+_TICK = 0.2  # seconds between looks at local trials' event files, for the early-stopping rule
 
 
 class _Quiet:
@@ -131,7 +133,15 @@ def _summary(spec: Spec, status: SweepStatus) -> str:
 
 
 class _Watcher:
-    """Beside the rounds: stop trials by the spec's rule, and say how the sweep stands when that changes."""
+    """Beside the rounds: stop trials by the spec's rule, and say how the sweep stands when that changes.
+
+    Where the sweep's logs are on this machine, the rule judges as soon as a
+    trial logs a new point: the unfinished trials' event files are looked at
+    every _TICK seconds (a few stat calls), and read only when they changed. A
+    trial of seconds that trains on until the next --interval loses much of
+    what stopping it saves. Elsewhere (a cluster's TensorBoard) it judges every
+    --interval. Progress lines come at most every --interval.
+    """
 
     def __init__(self, spec: Spec, backend: Backend, view: View, interval: float, tensorboard_url: str | None):
         self.spec, self.backend, self.view = spec, backend, view
@@ -139,6 +149,8 @@ class _Watcher:
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="sweepctl-watcher", daemon=True)
         self._said = ""
+        self._logs = backend.local_logs(spec.name) if spec.early_stopping is not None else None
+        self._unfinished: list[str] = []  # as the last check found them: the runs whose files are looked at
 
     def start(self) -> None:
         self._thread.start()
@@ -148,24 +160,50 @@ class _Watcher:
         self._thread.join(timeout=30)
 
     def _loop(self) -> None:
-        while not self._stop.wait(self.interval):
+        tick = min(_TICK, self.interval) if self._logs is not None else self.interval
+        due = time.monotonic()  # the next progress line; the first check learns which trials are unfinished
+        seen = self._seen()
+        while not self._stop.wait(tick):
+            now, latest = time.monotonic(), self._seen()
+            if now < due and latest == seen:
+                continue
+            seen = latest  # taken before the check: what a trainer logs meanwhile triggers the next one
             try:
-                self.check()
+                self.check(progress=now >= due)
             except SweepctlError as err:
                 self.view.message(f"(watcher: {err})")
             except Exception as err:  # noqa: BLE001 - a failed check is retried next time, never fatal
                 self.view.message(f"(watcher: {err.__class__.__name__}: {err})")
+            if now >= due:
+                due = now + self.interval
 
-    def check(self) -> None:
+    def _seen(self) -> tuple[object, ...] | None:
+        """The state of the unfinished trials' event files, and of the folder new trials' logs appear in."""
+        if self._logs is None:
+            return None
+        try:
+            folder = self._logs.stat().st_mtime_ns
+        except OSError:
+            folder = None
+        return folder, events.signature(self._logs / name for name in self._unfinished)
+
+    def check(self, *, progress: bool = True) -> None:
+        """Judge every unfinished trial by the rule and stop those it stops; say how the sweep stands if asked
+        (or if a trial was stopped) and that changed."""
         spec, backend = self.spec, self.backend
         observed = backend.observe(spec.name)
+        stopped = False
         if spec.early_stopping is not None:
             outcome = apply_rule(sweep=spec.name, backend=backend, spec=spec, metric=spec.metric, goal=spec.goal,
                                  rule=spec.early_stopping, observed=observed, tensorboard_url=self.tensorboard_url)
+            self._unfinished = [t.name for t in outcome.status.live if t.state not in FINISHED]
             if outcome.plan is not None:
                 backend.apply(outcome.plan, progress=_Quiet())
+                stopped = True
                 for stop in outcome.stops:
                     self.view.message(f"{time.strftime('%H:%M:%S')} {stop.name}: {stop.reason(spec.metric)}")
+        if not (progress or stopped):
+            return
         summary = _summary(spec, _status(spec, backend, self.tensorboard_url))
         if summary != self._said:
             self._said = summary

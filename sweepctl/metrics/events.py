@@ -22,7 +22,7 @@ import os
 import struct
 import sys
 import types
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -33,7 +33,7 @@ from google_crc32c import value as _crc32c
 from sweepctl.metrics.ranking import Series
 
 __all__ = ["RunData", "FileRead", "read_file", "read_run", "read_runs", "event_files", "masked_crc32c", "frame",
-           "payloads"]
+           "payloads", "signature"]
 
 # TensorBoard's lazy `tf` (tensorboard.compat.tf) imports TensorFlow when it is
 # installed, unless a module named tensorboard.compat.notf can be imported: that
@@ -104,6 +104,14 @@ class FileRead:
 def event_files(log_dir: Path) -> list[Path]:
     """The run's event files, oldest first (their names start with a timestamp)."""
     return [log_dir / name for name, _, _ in _listing(log_dir)]
+
+
+def signature(log_dirs: Iterable[Path]) -> tuple[tuple[str, int, int], ...]:
+    """(name, size, mtime_ns) of every event file in these run folders: it changes whenever a trainer logs.
+
+    A few stat calls, no reading: cheap enough to ask several times a second.
+    """
+    return tuple(entry for log_dir in log_dirs for entry in _listing(log_dir))
 
 
 def _listing(log_dir: Path) -> list[tuple[str, int, int]]:

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 from events_helpers import write_loss
-from local_helpers import TINY, cli, start, state, wait_for
+from local_helpers import SLOW, TINY, cli, start, state, wait_for
 
 from sweepctl.backends import processes
 from sweepctl.core.manifests import TEMPLATE_HASH, local_trial
@@ -41,7 +41,8 @@ def make_sweep(cwd: Path, spec_text: str, curves: dict[str, list[tuple[int, floa
                sleepers: list[subprocess.Popen[bytes]], grid: str) -> dict[str, str]:
     """A sweep as the local backend keeps it: one trial per grid point (by its learning rate), with its curve.
 
-    Running trials get a live process; the others ended with exit code 0. Returns learning rate -> trial name.
+    Running trials get a live process; the others ended with exit code 0; a grid point without a curve
+    is not there yet. Returns learning rate -> trial name.
     """
     spec = load_spec(grid)
     sweep_dir = cwd / ".sweepctl" / "sweeps" / spec.name
@@ -49,6 +50,8 @@ def make_sweep(cwd: Path, spec_text: str, curves: dict[str, list[tuple[int, floa
     for trial in expand(spec):
         key = str(trial.params["learningRate"])
         names[key] = trial.name
+        if key not in curves:
+            continue
         manifest = local_trial(spec, trial)
         logs = sweep_dir / "logs" / trial.name
         logs.mkdir(parents=True)
@@ -171,3 +174,24 @@ def test_apply_wait_runs_a_grid_to_its_end(tmp_path: Path) -> None:
     assert "2 finished, 0 stopped, 0 running or queued, 0 left in the budget of 2" in res.stdout
     assert {r["state"] for r in state(tmp_path, "gw")["trials"].values()} == {"Succeeded"}
 
+
+def test_apply_wait_stops_a_trial_when_it_logs_the_step_that_stops_it_not_at_the_next_interval(
+        tmp_path: Path, sleepers) -> None:
+    # Three finished trials with a loss of 0.001 at every step; the real trainer's is far above it, so the
+    # rule stops it at its first logged step from afterStep on (SLOW logs every 1,080 steps: 2,160).
+    grid = ("name: fs\nbackend: local\nargs: " + json.dumps(SLOW) + "\n"
+            "hyperParamValues:\n  learningRate: [0.001, 0.002, 0.003, 0.004]\n  hiddenLayers: [2]\n")
+    spec = grid + "earlyStopping: {rule: median, afterStep: 2000, minTrials: 3}\n"
+    low = [(0, 0.001), (10**9, 0.001)]
+    names = make_sweep(tmp_path, spec, {"0.001": low, "0.002": low, "0.003": low}, set(), sleepers, grid)
+    # An interval longer than the trial: judging only every --interval would let it run to its end.
+    res = cli(tmp_path, "apply", "s.yaml", "--wait", "--auto-approve", "--interval", "60", timeout=300)
+    assert res.returncode == 0, res.stdout + res.stderr
+    record = state(tmp_path, "fs")["pruned"][names["0.004"]]
+    assert record["stopped_at"] == 2160, record
+    logs = tmp_path / ".sweepctl" / "sweeps" / "fs" / "logs" / names["0.004"]
+    from sweepctl.metrics.events import read_run
+
+    points = read_run(logs, ["loss"])[0].scalars["loss"].points
+    # Stopped within 20 of its 100 summary points of that step, not trained on for an interval.
+    assert points[-1][0] <= 2160 + 20 * 1080, points[-1]

@@ -152,6 +152,17 @@ def test_a_grown_file_is_read_only_from_where_the_last_read_stopped(tmp_path: Pa
     assert reads[path.name].offset == path.stat().st_size
 
 
+def test_the_signature_of_runs_changes_when_a_trainer_logs_and_only_then(tmp_path: Path) -> None:
+    runs = [tmp_path / "a", tmp_path / "b", tmp_path / "missing"]
+    write_events(runs[0], [(0, 9.0)])
+    write_events(runs[1], [(0, 9.0)])
+    before = events.signature(runs)
+    assert len(before) == 2 and events.signature(runs) == before  # a missing folder has no files
+    write_events(tmp_path / "more", [(10, 8.0)])
+    append_records(runs[1], tmp_path / "more")
+    assert events.signature(runs) != before
+
+
 def test_a_file_with_its_size_and_mtime_unchanged_is_not_read_again(tmp_path: Path) -> None:
     write_events(tmp_path / "run", [(0, 9.0)])
     _, reads = read_run(tmp_path / "run", ["loss"])
