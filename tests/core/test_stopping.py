@@ -65,3 +65,15 @@ def test_maximize_and_a_diverged_trial() -> None:
 def test_finished_trials_are_never_candidates_and_their_curves_still_count() -> None:
     assert stops({**FINISHED, "slow": SLOW}, []) == {}
     assert set(stops({**FINISHED, "slow": SLOW}, ["a", "b", "c", "slow"])) >= {"slow"}
+
+
+
+def test_a_stopped_trial_counts_at_the_steps_it_reached_and_no_further() -> None:
+    # The others are every trial that reached step s, stopped ones included (the rule as the issue defines
+    # it): leaving the stopped, worse trials out would judge against survivors only.
+    curves = {**FINISHED, "stopped": [(0, 10.0), (10, 9.9)], "t": [(10, 8.3), (20, 6.5)]}
+    s = stops(curves, ["t"])["t"]
+    # Step 10: a 8, b 7, c 9 and the stopped 9.9 -> median 8.5, and 8.3 is better. Step 20: the stopped
+    # trial never got there; a 6, b 5, c 7 -> median 6, and 6.5 is worse.
+    assert (s.step, s.median, s.others) == (20, 6.0, 3)
+    assert stops({n: c for n, c in curves.items() if n != "stopped"}, ["t"])["t"].step == 10
