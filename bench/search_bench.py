@@ -5,17 +5,21 @@ given with --image, at --size (100) with the default recipe (--epochs 300 unless
 in the space learningRate 1e-4 to 0.1 (log) and hiddenLayers 3 to 9:
 
 - grid: the lab's 3x3 grid (learningRate 0.001, 0.01, 0.1 x hiddenLayers 5, 6, 7);
-- random: 24 trials; tpe: 24 trials; tpe-median: 24 trials with earlyStopping median.
+- random: 24 trials; tpe: 24 trials; tpe-median: 24 trials with earlyStopping median, afterStep 10% of
+  the steps (--after-step to change it); tpe-median-early: the same with afterStep 2% of the steps.
 
 For every --seeds value S the trainer gets --seed S and the search seed S. Per sweep it
 reports the best PSNR (the objective, maximized: the best summary point of any trial) and
 its total trial-seconds: a finished trial's `wall_seconds` from its metrics.json (process
 start to end, TensorFlow's import included); a stopped trial's span from its first to its
 last event, plus the median start-up overhead of the sweep's finished trials (their
-wall_seconds less that span), since a killed trainer writes no metrics.json.
+wall_seconds less that span), since a killed trainer writes no metrics.json. Also per sweep: the
+steps trained (every trial's last logged step: the cost that does not depend on the machine's load),
+how many steps the stopped trials trained past the step the rule stopped them at (the watcher's
+latency, in steps), and the machine's 1-minute load average while the sweep ran (sampled every 2 s).
 
 Usage: python bench/search_bench.py --image PATH [--seeds 0 1 2] [--epochs 300]
-       [--configs grid random tpe tpe-median] [--parallel 2] [--out bench/search-results.json]
+       [--configs grid random tpe tpe-median tpe-median-early] [--parallel 2] [--out bench/search-results.json]
 Results are appended to --out as they come, and a sweep already there is not run again, so
 the same command continues an interrupted run. --markdown prints the table for RESULTS.md.
 """
@@ -28,6 +32,7 @@ import os
 import statistics
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -50,7 +55,7 @@ def spec_for(config: str, seed: int, args: list[str], parallel: int, after_step:
     spec["search"] = {"algorithm": "random" if config == "random" else "tpe", "trials": 24, "seed": seed}
     if config != "random":
         spec["search"]["parallel"] = parallel
-    if config == "tpe-median":
+    if config.startswith("tpe-median"):
         spec["earlyStopping"] = {"rule": "median", "afterStep": after_step, "minTrials": 3}
     return spec
 
@@ -70,13 +75,15 @@ def measure(state_dir: Path, sweep: str) -> dict[str, Any]:
     logs = state_dir / "sweeps" / sweep / "logs"
     trials = []
     for name in sorted({*state["trials"], *state["pruned"]}):
-        run = read_run(logs / name, ["psnr"])
+        run, _ = read_run(logs / name, ["psnr"])
         points = run.scalars["psnr"].points
         metrics_file = logs / name / "metrics.json"
         span = _events_span(logs / name)
         row = {"name": name, "pruned": name in state["pruned"], "best_psnr": max((v for _, v in points), default=None),
                "steps": points[-1][0] if points else 0, "span": (span[1] - span[0]) if span else 0.0,
                "params": (state["trials"].get(name) or state["pruned"].get(name) or {}).get("params")}
+        if name in state["pruned"]:
+            row["stopped_at"] = state["pruned"][name].get("stopped_at")
         if metrics_file.is_file():
             row["wall_seconds"] = json.loads(metrics_file.read_text())["wall_seconds"]
         trials.append(row)
@@ -98,21 +105,36 @@ def run_one(config: str, seed: int, opts: argparse.Namespace) -> dict[str, Any]:
     args = ["--image", str(Path(opts.image).resolve()), "--size", str(opts.size), "--seed", str(seed)]
     if opts.epochs is not None:
         args += ["--epochs", str(opts.epochs)]
-    steps_per_epoch = max(1, opts.size * opts.size // 50)
-    after_step = opts.after_step if opts.after_step is not None else (opts.epochs or 300) * steps_per_epoch // 10
+    steps = (opts.epochs or 300) * max(1, opts.size * opts.size // 50)
+    after_step = (steps // 50 if config == "tpe-median-early"
+                  else opts.after_step if opts.after_step is not None else steps // 10)
     spec = spec_for(config, seed, args, opts.parallel, after_step)
     (work / "spec.yaml").write_text(yaml.safe_dump(spec, sort_keys=False))
+    loads: list[float] = []
+    done = threading.Event()
+    sampler = threading.Thread(target=_sample_load, args=(loads, done), daemon=True)
+    sampler.start()
     started = time.time()
     proc = subprocess.run([sys.executable, "-m", "sweepctl", "apply", "spec.yaml", "--wait", "--auto-approve",
                            "--interval", "2", "--state-dir", "state"], cwd=work, capture_output=True, text=True,
                           env={**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]),
-                               "COLUMNS": "200"})
+                               "COLUMNS": "200"}, check=False)
+    done.set()
+    sampler.join()
     (work / "output.log").write_text(proc.stdout + proc.stderr)
     if proc.returncode != 0:
         raise SystemExit(f"{config} seed {seed} failed ({proc.returncode}); see {work / 'output.log'}")
     return {"config": config, "seed": seed, "wall_seconds": time.time() - started, "epochs": opts.epochs or 300,
-            "size": opts.size, "after_step": after_step if config == "tpe-median" else None,
-            **measure(work / "state", spec["name"])}
+            "size": opts.size, "after_step": after_step if config.startswith("tpe-median") else None,
+            "load": {"mean": statistics.mean(loads), "max": max(loads)}, **measure(work / "state", spec["name"])}
+
+
+def _sample_load(loads: list[float], done: threading.Event) -> None:
+    """The 1-minute load average every 2 s until done (other sessions share this machine)."""
+    while True:
+        loads.append(os.getloadavg()[0])
+        if done.wait(2):
+            return
 
 
 def _steps(result: dict[str, Any]) -> int:
@@ -120,12 +142,25 @@ def _steps(result: dict[str, Any]) -> int:
     return sum(t["steps"] for t in result["per_trial"])
 
 
+def _past_stop(result: dict[str, Any]) -> str:
+    """The median number of steps the stopped trials trained past the step the rule stopped them at."""
+    past = [t["steps"] - t["stopped_at"] for t in result["per_trial"] if t.get("stopped_at") is not None]
+    return f"{statistics.median(past):,.0f}" if past else "-"
+
+
+def _load(result: dict[str, Any]) -> str:
+    load = result.get("load")
+    return f"{load['mean']:.1f} ({load['max']:.1f})" if load else "-"
+
+
 def markdown(results: list[dict[str, Any]]) -> str:
-    lines = ["| sweep | seed | trials (stopped) | best PSNR dB | trial-seconds | steps trained | sweep wall s |",
-             "|---|---:|---:|---:|---:|---:|---:|"]
+    lines = ["| sweep | seed | trials (stopped) | best PSNR dB | trial-seconds | steps trained | "
+             "steps past the stop step (median) | sweep wall s | load: mean (max) |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for r in results:
         lines.append(f"| {r['config']} | {r['seed']} | {r['trials']} ({r['stopped']}) | {r['best_psnr']:.2f} | "
-                     f"{r['trial_seconds']:.0f} | {_steps(r):,} | {r['wall_seconds']:.0f} |")
+                     f"{r['trial_seconds']:.0f} | {_steps(r):,} | {_past_stop(r)} | {r['wall_seconds']:.0f} | "
+                     f"{_load(r)} |")
     by = {}
     for r in results:
         by.setdefault(r["config"], []).append(r)
@@ -138,6 +173,16 @@ def markdown(results: list[dict[str, Any]]) -> str:
         lines.append(f"| {config} | {len(rows)} | {statistics.median(psnr):.2f} ({min(psnr):.2f}-{max(psnr):.2f}) | "
                      f"{statistics.median(secs):.0f} ({min(secs):.0f}-{max(secs):.0f}) | "
                      f"{statistics.median(steps):,.0f} ({min(steps):,}-{max(steps):,}) |")
+    tpe = {r["seed"]: r for r in results if r["config"] == "tpe"}
+    against = [r for r in results if r["config"].startswith("tpe-median") and r["seed"] in tpe]
+    if against:
+        lines += ["", "| sweep | seed | best PSNR vs tpe dB | trial-seconds vs tpe | steps trained vs tpe |",
+                  "|---|---:|---:|---:|---:|"]
+        for r in against:
+            base = tpe[r["seed"]]
+            lines.append(f"| {r['config']} | {r['seed']} | {r['best_psnr'] - base['best_psnr']:+.2f} | "
+                         f"{r['trial_seconds'] / base['trial_seconds'] - 1:+.0%} | "
+                         f"{_steps(r) / _steps(base) - 1:+.0%} |")
     return "\n".join(lines)
 
 
@@ -145,7 +190,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--image", required=True, help="the picture to repaint (the lab's starry.jpg)")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    parser.add_argument("--configs", nargs="+", default=["grid", "random", "tpe", "tpe-median"])
+    parser.add_argument("--configs", nargs="+", default=["grid", "random", "tpe", "tpe-median", "tpe-median-early"])
     parser.add_argument("--epochs", type=int, default=None, help="default: the trainer's own (300)")
     parser.add_argument("--size", type=int, default=100)
     parser.add_argument("--parallel", type=int, default=2)
