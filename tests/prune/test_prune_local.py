@@ -124,7 +124,7 @@ def test_without_a_spec_the_candidates_are_listed(sweepctl, sweep_here: Path, tm
 
 def test_reading_metrics_never_imports_tensorflow(sweep_here: Path) -> None:
     probe = (
-        "import sys\nfrom sweepctl.cli import app\n"
+        "import sys\nfrom sweepctl.cli import main\n"
         "try:\n    app(['status', 's.yaml', '-o', 'json'])\nexcept SystemExit:\n    pass\n"
         "print('tensorflow' in sys.modules, file=sys.stderr)\n"
     )
@@ -167,11 +167,11 @@ def hook(event, args):
         seen.append(f"{event} {args[0]}")
 
 sys.addaudithook(hook)
-from sweepctl.cli import app
+from sweepctl.cli import main
 if "--watch" in sys.argv:  # a few redraws, then Ctrl-C
     threading.Timer(6, os.kill, (os.getpid(), signal.SIGINT)).start()
 try:
-    app(sys.argv[1:])
+    main(sys.argv[1:])
 except SystemExit:
     pass
 print(json.dumps(seen), file=sys.stderr)
