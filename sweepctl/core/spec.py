@@ -17,6 +17,7 @@ from typing import Any
 
 import yaml
 
+from sweepctl.core.conforms import conforms
 from sweepctl.core.diagnostics import Diagnostic, SpecError, did_you_mean
 from sweepctl.core.schema import DEFAULT_MAX_TRIALS, SCHEMA
 from sweepctl.core.space import EarlyStopping, Range, Search, parse_early_stopping, parse_range, parse_search, space_diagnostics
@@ -311,7 +312,7 @@ def _field_name(path: Path) -> str:
 
 
 def _schema_diagnostics(doc: _Document, filename: str) -> Iterator[Diagnostic]:
-    from jsonschema import Draft202012Validator  # heavy; only when a spec is loaded
+    from jsonschema import Draft202012Validator  # heavy: only for a spec that does not surely conform
 
     validator = Draft202012Validator(SCHEMA)
     for error in sorted(validator.iter_errors(doc.data), key=lambda e: [str(p) for p in e.absolute_path]):
@@ -523,7 +524,7 @@ def load_spec(text: str, *, filename: str = "<spec>", max_trials: int = DEFAULT_
         raise SpecError(
             [_at(filename, doc.values.get(()), f"the spec must be a mapping of keys, got {_describe(doc.data)}")]
         )
-    problems = list(_schema_diagnostics(doc, filename))
+    problems = [] if conforms(doc.data, SCHEMA) else list(_schema_diagnostics(doc, filename))
     if _grid_is_well_typed(doc.data):
         problems += _semantic_diagnostics(doc, filename, max_trials)
     if problems:
