@@ -6,7 +6,6 @@ fixes a spec in one round; one handler in the CLI prints them all.
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -62,6 +61,8 @@ class SpecError(SweepctlError):
 
 def did_you_mean(word: str, candidates: Iterable[str]) -> str | None:
     """A 'did you mean' hint for a misspelt key, or None when nothing is close."""
+    import difflib  # only when there is a mistake to suggest a fix for
+
     candidates = list(candidates)
     close = difflib.get_close_matches(word, candidates, n=1, cutoff=0.6)
     if not close:

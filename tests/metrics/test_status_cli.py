@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from pathlib import Path
 
 import pytest
@@ -67,3 +68,14 @@ def test_nan_and_infinity_are_strings_in_json(sweepctl, sweep) -> None:
     assert rows[names["diverged"]]["metric"] == "nan" and rows[names["diverged"]]["latest"] == "nan"
     assert rows[names["exploded"]]["metric"] == "inf"
     assert rows[names["fine"]]["rank"] == 1 and rows[names["diverged"]]["rank"] == 3  # NaN ranks last
+
+
+@pytest.mark.parametrize("command", [["status"], ["prune", "--keep", "best=1", "--dry-run"]])
+def test_a_colour_terminal_shows_the_same_table_in_colour(sweepctl, sweep, monkeypatch, command: list[str]) -> None:
+    sweep({"a": [4.0], "b": [1.0], "c": [3.0, math.nan]})
+    plain = sweepctl(*command, "--sweep", SWEEP)
+    monkeypatch.setenv("FORCE_COLOR", "1")
+    coloured = sweepctl(*command, "--sweep", SWEEP)
+    assert plain.exit_code == coloured.exit_code == 0, coloured.output
+    assert "\x1b[" not in plain.stdout and "\x1b[32m" in coloured.stdout  # Succeeded, in green
+    assert re.sub(r"\x1b\[[0-9;]*m", "", coloured.stdout) == plain.stdout
