@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -39,6 +40,7 @@ __all__ = [
     "sweep_dir",
     "sweeps_in",
     "trial_dir",
+    "trial_dirs",
     "write_atomically",
 ]
 
@@ -99,6 +101,12 @@ def cache_dir(state_dir: Path, sweep: str) -> Path:
 def trial_dir(state_dir: Path, sweep: str, trial: str) -> Path:
     """A trial's TensorBoard logs and stdout."""
     return sweep_dir(state_dir, sweep) / "logs" / check_trial_name(trial, source=f"sweep {sweep}")
+
+
+def trial_dirs(state_dir: Path, sweep: str, trials: Iterable[str]) -> dict[str, Path]:
+    """trial_dir of many trials (a thousand for a status), the sweep's folder built once."""
+    logs = sweep_dir(state_dir, sweep) / "logs"
+    return {t: logs / check_trial_name(t, source=f"sweep {sweep}") for t in trials}
 
 
 def sweeps_in(state_dir: Path) -> list[str]:

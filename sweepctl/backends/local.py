@@ -128,7 +128,7 @@ class LocalBackend:
         """
         from sweepctl.metrics import cache, events
 
-        log_dirs = {n: self.log_dir(sweep, n) for n in names}
+        log_dirs = workspace.trial_dirs(self.state_dir, sweep, names)
         if image_tag:
             return events.read_runs(log_dirs, tags, image_tag=image_tag)[0]
         where = cache.cache_file(workspace.cache_dir(self.state_dir, sweep), tags)

@@ -347,9 +347,13 @@ def run_data(reads: Mapping[str, FileRead], tags: Collection[str], problems: lis
     error = "; ".join(problems) or None
     scalars = {}
     for tag in tags:
-        merged: dict[int, float] = {}
-        for name in sorted(reads):
-            merged.update(reads[name].points.get(tag, {}))
+        merged: Mapping[int, float] = {}
+        if len(reads) == 1:  # one event file, as most runs have: nothing to merge
+            merged = next(iter(reads.values())).points.get(tag, {})
+        else:
+            merged = {}
+            for name in sorted(reads):
+                merged.update(reads[name].points.get(tag, {}))
         scalars[tag] = Series(points=tuple(sorted(merged.items())), error=None if merged else error or f"no '{tag}' values")
     images = [r.image for _, r in sorted(reads.items()) if r.image]
     image = max(images, key=lambda i: i[0])[1] if images else None

@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from sweepctl.core.diagnostics import SweepctlError
 from sweepctl.core.manifests import TRIAL
-from sweepctl.core.plan import PRUNED, Observed
+from sweepctl.core.plan import PRUNED, LiveObject, Observed
 from sweepctl.core.spec import Scalar
 
 __all__ = [
@@ -109,42 +109,40 @@ def parse_keep(text: str) -> int:
     return int(match.group(1))
 
 
-def _finite(values: Iterable[float]) -> list[float]:
-    return [v for v in values if not math.isnan(v)]
-
-
 def _summarise(series: Series, *, goal: str, strategy: str) -> dict[str, Any]:
     if not series.points:
         return {"note": series.error or "no data yet"}
     values = [v for _, v in series.points]
-    finite = _finite(values) or [math.nan]
-    best = min(finite) if goal == "minimize" else max(finite)
-    metric = {"min": min(finite), "max": max(finite), "latest": values[-1]}[strategy]
-    return {"step": series.points[-1][0], "latest": values[-1], "best": best, "metric": metric}
+    finite = values
+    if math.isnan(sum(values)):  # a NaN among them (or both infinities): leave NaNs out; sum runs in C
+        finite = [v for v in values if not math.isnan(v)] or [math.nan]
+    low, high = min(finite), max(finite)
+    metric = {"min": low, "max": high, "latest": values[-1]}[strategy]
+    return {"step": series.points[-1][0], "latest": values[-1], "best": low if goal == "minimize" else high,
+            "metric": metric}
 
 
-def _key(goal: str, t: TrialStatus) -> tuple[bool, float, str]:
+def _key(goal: str, metric: float, name: str) -> tuple[bool, float, str]:
     # NaN (a diverged trial) ranks last; ties are broken by name.
-    assert t.metric is not None
-    value = t.metric if goal == "minimize" else -t.metric
-    return (math.isnan(value), 0.0 if math.isnan(value) else value, t.name)
+    value = metric if goal == "minimize" else -metric
+    return (math.isnan(value), 0.0 if math.isnan(value) else value, name)
 
 
 def build_status(*, sweep: str, backend: str, target: str, metric: str, goal: str, strategy: str, keep: int,
                  observed: Observed, series: Mapping[str, Series], notes: tuple[str, ...] = ()) -> SweepStatus:
     """Rank the live trials by `series` (trial name -> series of the objective); list pruned ones last."""
-    rows: list[TrialStatus] = []
-    for obj in observed.objects:
-        if TRIAL not in obj.labels:
-            continue
-        rows.append(TrialStatus(name=obj.name, params=obj.params, state=obj.state, kind=obj.kind, uid=obj.uid,
-                                trial_id=obj.labels.get(TRIAL),
-                                **_summarise(series.get(obj.name, Series(error="no logs")), goal=goal,
-                                             strategy=strategy)))
-    scored = sorted((t for t in rows if t.metric is not None), key=lambda t: _key(goal, t))
-    unscored = sorted((t for t in rows if t.metric is None), key=lambda t: t.name)
-    ranked = [_ranked(t, i + 1, i < keep) for i, t in enumerate(scored)]
-    live = {t.name for t in rows}
+    rows = [(obj, _summarise(series.get(obj.name, Series(error="no logs")), goal=goal, strategy=strategy))
+            for obj in observed.objects if TRIAL in obj.labels]
+    scored = sorted((r for r in rows if "metric" in r[1]), key=lambda r: _key(goal, r[1]["metric"], r[0].name))
+    unscored = sorted((r for r in rows if "metric" not in r[1]), key=lambda r: r[0].name)
+
+    def trial(obj: LiveObject, summary: dict[str, Any], rank: int | None = None) -> TrialStatus:
+        return TrialStatus(name=obj.name, params=obj.params, state=obj.state, kind=obj.kind, uid=obj.uid,
+                           trial_id=obj.labels.get(TRIAL), rank=rank, top=rank is not None and rank <= keep, **summary)
+
+    ranked = [trial(obj, summary, rank) for rank, (obj, summary) in enumerate(scored, 1)]
+    ranked += [trial(obj, summary) for obj, summary in unscored]
+    live = {t.name for t in ranked}
     pruned = [
         TrialStatus(name=name, params=rec.get("params") or {}, state=PRUNED, trial_id=rec.get("id"),
                     step=rec.get("step"), latest=rec.get("latest"), best=rec.get("best"), metric=rec.get("metric"),
@@ -153,13 +151,7 @@ def build_status(*, sweep: str, backend: str, target: str, metric: str, goal: st
         if name not in live
     ]
     return SweepStatus(sweep=sweep, backend=backend, target=target, metric=metric, goal=goal, strategy=strategy,
-                       keep=keep, trials=(*ranked, *unscored, *pruned), observed=observed, notes=notes)
-
-
-def _ranked(t: TrialStatus, rank: int, top: bool) -> TrialStatus:
-    from dataclasses import replace
-
-    return replace(t, rank=rank, top=top)
+                       keep=keep, trials=(*ranked, *pruned), observed=observed, notes=notes)
 
 
 def select_for_prune(status: SweepStatus, *, include_unscored: bool) -> PruneSelection:
