@@ -26,10 +26,11 @@ from typing import Any
 import orjson
 
 from sweepctl.metrics.events import FileRead
+from sweepctl.metrics.ranking import Points
 
 __all__ = ["cache_file", "load", "save"]
 
-FORMAT = 1
+FORMAT = 2  # 2: points in step order
 Reads = Mapping[str, Mapping[str, FileRead]]  # trial name -> event file name -> read
 
 
@@ -39,8 +40,8 @@ def cache_file(folder: Path, tags: Collection[str]) -> Path:
     return folder / f"events-{key}.json"
 
 
-def _pack(typecode: str, values: Any) -> str:
-    return base64.b64encode(array(typecode, values).tobytes()).decode()
+def _pack(values: array) -> str:
+    return base64.b64encode(values.tobytes()).decode()
 
 
 def _unpack(typecode: str, text: str) -> array:
@@ -59,9 +60,8 @@ def load(path: Path, tags: Collection[str]) -> dict[str, dict[str, FileRead]]:
         for trial, files in doc["trials"].items():
             out[trial] = {}
             for name, (size, mtime_ns, offset, tail, error, points) in files.items():
-                series = {}
-                for tag, (steps, values) in points.items():
-                    series[tag] = dict(zip(_unpack("q", steps), _unpack("d", values), strict=True))
+                series = {tag: Points(_unpack("q", steps), _unpack("d", values))
+                          for tag, (steps, values) in points.items()}
                 out[trial][name] = FileRead(size=int(size), mtime_ns=int(mtime_ns), offset=int(offset),
                                             tail=binascii.a2b_base64(tail), points=series, error=error)
         return out
@@ -75,7 +75,7 @@ def save(path: Path, tags: Collection[str], reads: Reads) -> None:
     for trial, files in reads.items():
         trials[trial] = {
             name: [r.size, r.mtime_ns, r.offset, base64.b64encode(r.tail).decode(), r.error,
-                   {tag: [_pack("q", p.keys()), _pack("d", p.values())] for tag, p in r.points.items()}]
+                   {tag: [_pack(p.steps), _pack(p.values)] for tag, p in r.points.items()}]
             for name, r in files.items()
             if r.image is None
         }

@@ -30,7 +30,7 @@ from typing import Any
 
 from google_crc32c import value as _crc32c
 
-from sweepctl.metrics.ranking import Series
+from sweepctl.metrics.ranking import Points, Series
 
 __all__ = ["RunData", "FileRead", "read_file", "read_run", "read_runs", "event_files", "masked_crc32c", "frame",
            "payloads", "signature"]
@@ -96,7 +96,7 @@ class FileRead:
     mtime_ns: int
     offset: int = 0
     tail: bytes = b""
-    points: Mapping[str, Mapping[int, float]] = field(default_factory=dict)
+    points: Mapping[str, Points] = field(default_factory=dict)  # tag -> its points in this file, by step
     image: tuple[int, bytes] | None = None
     error: str | None = None
 
@@ -207,13 +207,13 @@ def read_file(path: Path, tags: Collection[str], *, image_tag: str | None = None
                 f.seek(0)
         buf = f.read()
     resumed = previous if start else None
-    points = {t: dict(resumed.points.get(t, {})) if resumed else {} for t in tags}
+    points = {t: dict(resumed.points.get(t, ())) if resumed else {} for t in tags}
     image = resumed.image if resumed else None
     pos, image, error = _scan(buf, start, points, image_tag, image, path.name)
     end = pos - start
     tail = buf[max(0, end - 4):end] if end else (resumed.tail if resumed else b"")
-    return FileRead(size=start + len(buf), mtime_ns=st.st_mtime_ns, offset=pos, tail=tail, points=points,
-                    image=image, error=error)
+    return FileRead(size=start + len(buf), mtime_ns=st.st_mtime_ns, offset=pos, tail=tail,
+                    points={t: Points.of(sorted(p.items())) for t, p in points.items()}, image=image, error=error)
 
 
 def _scan(buf: bytes, base: int, points: dict[str, dict[int, float]], image_tag: str | None,
@@ -347,14 +347,14 @@ def run_data(reads: Mapping[str, FileRead], tags: Collection[str], problems: lis
     error = "; ".join(problems) or None
     scalars = {}
     for tag in tags:
-        merged: Mapping[int, float] = {}
-        if len(reads) == 1:  # one event file, as most runs have: nothing to merge
-            merged = next(iter(reads.values())).points.get(tag, {})
+        if len(reads) == 1:  # one event file, as most runs have: its points as they are
+            points = next(iter(reads.values())).points.get(tag) or Points.of(())
         else:
-            merged = {}
+            merged: dict[int, float] = {}
             for name in sorted(reads):
-                merged.update(reads[name].points.get(tag, {}))
-        scalars[tag] = Series(points=tuple(sorted(merged.items())), error=None if merged else error or f"no '{tag}' values")
+                merged.update(reads[name].points.get(tag, ()))
+            points = Points.of(sorted(merged.items()))
+        scalars[tag] = Series(points=points, error=None if points else error or f"no '{tag}' values")
     images = [r.image for _, r in sorted(reads.items()) if r.image]
     image = max(images, key=lambda i: i[0])[1] if images else None
     return RunData(scalars=scalars, image=image, error=error)

@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Mapping
+from array import array
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, overload
 
 from sweepctl.core.diagnostics import SweepctlError
 from sweepctl.core.manifests import TRIAL
@@ -20,6 +21,7 @@ from sweepctl.core.plan import PRUNED, LiveObject, Observed
 from sweepctl.core.spec import Scalar
 
 __all__ = [
+    "Points",
     "Series",
     "TrialStatus",
     "SweepStatus",
@@ -34,11 +36,68 @@ __all__ = [
 _KEEP = re.compile(r"best=(\d+)")
 
 
+class Points(Sequence[tuple[int, float]]):
+    """(step, value) points in step order, each step once, kept as two packed arrays.
+
+    A status ranks a thousand runs of a hundred points each: a tuple and two
+    Python numbers per point cost more than the ranking. Reads as a sequence of
+    (step, value) tuples; equal to any sequence of the same points (values
+    compared bit for bit, so NaN equals NaN).
+    """
+
+    __slots__ = ("steps", "values")
+
+    def __init__(self, steps: array, values: array) -> None:
+        if steps.typecode != "q" or values.typecode != "d" or len(steps) != len(values):
+            raise ValueError("Points needs int64 steps and as many float64 values")
+        self.steps = steps
+        self.values = values
+
+    @classmethod
+    def of(cls, pairs: Iterable[tuple[int, float]]) -> Points:
+        """From (step, value) pairs already in step order."""
+        pairs = list(pairs)
+        return cls(array("q", [s for s, _ in pairs]), array("d", [v for _, v in pairs]))
+
+    def __len__(self) -> int:
+        return len(self.steps)
+
+    @overload
+    def __getitem__(self, i: int) -> tuple[int, float]: ...
+
+    @overload
+    def __getitem__(self, i: slice) -> Points: ...
+
+    def __getitem__(self, i: int | slice) -> tuple[int, float] | Points:
+        if isinstance(i, slice):
+            return Points(self.steps[i], self.values[i])
+        return self.steps[i], self.values[i]
+
+    def __iter__(self) -> Iterator[tuple[int, float]]:
+        return zip(self.steps, self.values)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Points):
+            if not isinstance(other, Sequence):
+                return False
+            try:
+                other = Points.of(other)
+            except (TypeError, ValueError):
+                return False
+        return self.steps == other.steps and self.values.tobytes() == other.values.tobytes()
+
+    def __hash__(self) -> int:
+        return hash((self.steps.tobytes(), self.values.tobytes()))
+
+    def __repr__(self) -> str:
+        return repr(tuple(self))
+
+
 @dataclass(frozen=True, kw_only=True)
 class Series:
     """One scalar of one trial: (step, value) points in step order, or why there are none."""
 
-    points: tuple[tuple[int, float], ...] = ()
+    points: Sequence[tuple[int, float]] = ()
     error: str | None = None
 
 
@@ -110,15 +169,16 @@ def parse_keep(text: str) -> int:
 
 
 def _summarise(series: Series, *, goal: str, strategy: str) -> dict[str, Any]:
-    if not series.points:
+    points = series.points
+    if not points:
         return {"note": series.error or "no data yet"}
-    values = [v for _, v in series.points]
+    values: Sequence[float] = points.values if isinstance(points, Points) else [v for _, v in points]
     finite = values
     if math.isnan(sum(values)):  # a NaN among them (or both infinities): leave NaNs out; sum runs in C
         finite = [v for v in values if not math.isnan(v)] or [math.nan]
     low, high = min(finite), max(finite)
     metric = {"min": low, "max": high, "latest": values[-1]}[strategy]
-    return {"step": series.points[-1][0], "latest": values[-1], "best": low if goal == "minimize" else high,
+    return {"step": points[-1][0], "latest": values[-1], "best": low if goal == "minimize" else high,
             "metric": metric}
 
 

@@ -8,7 +8,7 @@ import pytest
 
 from sweepctl.core.diagnostics import SweepctlError
 from sweepctl.core.plan import LiveObject, Observed
-from sweepctl.metrics.ranking import Series, build_status, parse_keep, select_for_prune
+from sweepctl.metrics.ranking import Points, Series, build_status, parse_keep, select_for_prune
 
 
 def trial(name: str) -> LiveObject:
@@ -64,3 +64,16 @@ def test_parse_keep_refuses_anything_but_best_k(text: str) -> None:
     with pytest.raises(SweepctlError, match="expected best=K"):
         parse_keep(text)
     assert parse_keep(" best=12 ") == 12
+
+
+@pytest.mark.parametrize("values", [(5.0, 1.0, 3.0), (2.0, math.nan, 1.0), (math.inf, -math.inf, 0.5), (math.nan,)])
+@pytest.mark.parametrize("goal,strategy", [("minimize", "min"), ("maximize", "max"), ("minimize", "latest")])
+def test_packed_points_rank_as_tuples_do(values: tuple[float, ...], goal: str, strategy: str) -> None:
+    pairs = tuple((i * 10, v) for i, v in enumerate(values))
+    packed = Points.of(pairs)
+    assert packed == pairs and packed[:2] == pairs[:2] and packed != pairs[:-1] and packed != "not points"
+    assert repr(list(packed)) == repr(list(pairs)) and repr(packed[-1]) == repr(pairs[-1])
+    assert packed == Points.of(pairs)  # a NaN equals itself: cached reads compare equal
+    as_tuples = status({"t": Series(points=pairs)}, goal=goal, strategy=strategy).trials[0]
+    as_points = status({"t": Series(points=packed)}, goal=goal, strategy=strategy).trials[0]
+    assert repr(as_points) == repr(as_tuples)
