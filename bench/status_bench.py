@@ -12,12 +12,17 @@ rank differently. A matching local state.json makes them a finished sweep.
 
 Each command runs end to end in a fresh process, in three situations:
   - cold: no metrics cache (the first status after training);
-  - warm: nothing changed since the last call;
+  - warm: nothing changed since the last call, printed to a pipe and, as
+    people run it, to a terminal (a pseudo-terminal: colours on);
   - appended: every trial's event file grew by one record since the last call
     (a sweep still training), the worst case for the cache.
 The floor, measured in the same run, is `cat` of every event file (reading
-the same bytes, from the page cache). Prints a Markdown table for
-bench/RESULTS.md, with the machine's load before and after.
+the same bytes, from the page cache). Besides wall times it reports each
+command's CPU time (user + system, its children included), which a busy
+machine inflates far less. Commands run with Python's bytecode cache on, as
+an installed sweepctl has it, whatever PYTHONDONTWRITEBYTECODE says here.
+Prints a Markdown table for bench/RESULTS.md, with the machine's load before
+and after.
 """
 
 from __future__ import annotations
@@ -26,6 +31,8 @@ import argparse
 import json
 import math
 import os
+import pty
+import resource
 import shutil
 import statistics
 import struct
@@ -101,16 +108,39 @@ def make_sweep(root: Path, source: Path, n: int) -> tuple[Path, list[Path], byte
     return spec_path, files, events.frame(last_loss)
 
 
-def timed(argv: list[str], cwd: Path, before=None) -> float:
+ENV = {**{k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}, "COLUMNS": "200"}
+
+
+def _cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def timed(argv: list[str], cwd: Path, before=None, *, terminal: bool = False) -> tuple[float, float]:
+    """Wall and CPU seconds of one run; output to a pipe, or to a pseudo-terminal that is read as it comes."""
     if before:
         before()
+    cpu = _cpu()
     start = time.perf_counter()
-    proc = subprocess.run(argv, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-                          env={**os.environ, "COLUMNS": "200"})
+    if terminal:
+        reader, writer = pty.openpty()
+        proc = subprocess.Popen(argv, cwd=cwd, stdout=writer, stderr=subprocess.PIPE, text=True, env=ENV)
+        os.close(writer)
+        try:
+            while os.read(reader, 1 << 16):
+                pass
+        except OSError:  # EIO: the command closed its end
+            pass
+        os.close(reader)
+        proc.wait()
+        error = proc.stderr.read() if proc.stderr else ""
+    else:
+        done = subprocess.run(argv, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=ENV)
+        proc, error = done, done.stderr
     elapsed = time.perf_counter() - start
     if proc.returncode != 0:
-        raise SystemExit(f"{argv[1:3]} failed ({proc.returncode}): {proc.stderr[-2000:]}")
-    return elapsed
+        raise SystemExit(f"{argv[1:3]} failed ({proc.returncode}): {error[-2000:]}")
+    return elapsed, _cpu() - cpu
 
 
 def arguments(*, repeat: int) -> argparse.Namespace:
@@ -143,35 +173,40 @@ def main() -> None:
                 with f.open("ab") as out:
                     out.write(appended_record)
 
-        cat = [timed(["sh", "-c", 'find .sweepctl -name "events.out.tfevents.*" -exec cat {} + >/dev/null'], root)
-               for _ in range(args.repeat)]
+        cat_runs = [timed(["sh", "-c", 'find .sweepctl -name "events.out.tfevents.*" -exec cat {} + >/dev/null'], root)
+                    for _ in range(args.repeat)]
+        cat = [w for w, _ in cat_runs]
         floor = statistics.median(cat)
         status = [*SWEEPCTL, "status", str(spec)]
         prune = [*SWEEPCTL, "prune", str(spec), "--keep", "best=10", "--dry-run"]
         cases = [
-            ("`sweepctl status`, cold (no cache)", status, cold),
-            ("`sweepctl status`, warm (nothing changed)", status, None),
-            ("`sweepctl status`, every file appended to", status, append),
-            ("`sweepctl status -o json`, cold", [*status, "-o", "json"], cold),
-            ("`sweepctl prune --keep best=10 --dry-run`, cold", prune, cold),
-            ("`sweepctl prune --keep best=10 --dry-run`, warm", prune, None),
+            ("`sweepctl status`, cold (no cache)", status, cold, False),
+            ("`sweepctl status`, warm (nothing changed)", status, None, False),
+            ("`sweepctl status`, warm, in a terminal (colours)", status, None, True),
+            ("`sweepctl status`, every file appended to", status, append, False),
+            ("`sweepctl status -o json`, cold", [*status, "-o", "json"], cold, False),
+            ("`sweepctl prune --keep best=10 --dry-run`, cold", prune, cold, False),
+            ("`sweepctl prune --keep best=10 --dry-run`, warm", prune, None, False),
+            ("`sweepctl prune --keep best=10 --dry-run`, warm, in a terminal", prune, None, True),
         ]
         rows = []
-        for label, argv, before in cases:
-            timed(argv, root)  # leaves the cache as a previous call would
-            times = [timed(argv, root, before) for _ in range(args.repeat)]
-            rows.append((label, min(times), statistics.median(times)))
+        for label, argv, before, terminal in cases:
+            timed(argv, root, terminal=terminal)  # leaves the cache (and bytecode) as a previous call would
+            runs = [timed(argv, root, before, terminal=terminal) for _ in range(args.repeat)]
+            walls = [w for w, _ in runs]
+            rows.append((label, min(walls), statistics.median(walls), statistics.median(c for _, c in runs)))
     load_after = os.getloadavg()
     print(f"\n{time.strftime('%Y-%m-%d %H:%M %Z')}, {os.cpu_count()} cores; load average (1, 5, 15 min) "
           f"{' '.join(f'{x:.2f}' for x in load_before)} before, {' '.join(f'{x:.2f}' for x in load_after)} after")
     where = f"`--events {args.events}`" if args.events else f"a real trainer run (`python -m model`, {trained:.0f} s)"
     print(f"{args.trials} trials, event files copied from {where}: {size / len(files) / 1000:.0f} KB each, "
           f"{size / 1e6:.0f} MB in all\n")
-    print(f"| command (fresh process) | best of {args.repeat} | median | median / floor |")
-    print("|---|---|---|---|")
-    print(f"| floor: `cat` of every event file | {min(cat):.2f} s | {floor:.2f} s | 1 |")
-    for label, best, median in rows:
-        print(f"| {label} | {best:.2f} s | {median:.2f} s | {median / floor:.1f} |")
+    print(f"| command (fresh process) | best of {args.repeat} | median | median / floor | CPU, median |")
+    print("|---|---|---|---|---|")
+    print(f"| floor: `cat` of every event file | {min(cat):.2f} s | {floor:.2f} s | 1 | "
+          f"{statistics.median(c for _, c in cat_runs):.2f} s |")
+    for label, best, median, cpu in rows:
+        print(f"| {label} | {best:.2f} s | {median:.2f} s | {median / floor:.1f} | {cpu:.2f} s |")
 
 
 if __name__ == "__main__":
