@@ -114,3 +114,17 @@ def test_the_cyclic_gc_runs_while_an_apply_runs(sweepctl, tmp_path: Path, monkey
     assert "trainer exited with 2" in res.stderr, res.output
     assert seen and all(seen)
     assert gc.isenabled()
+
+
+def test_what_a_plan_made_is_not_collected_again_as_young() -> None:
+    """After the GC pause, the plan's objects wait for a full collection: the next allocations scan none of them."""
+    import gc
+
+    from sweepctl.commands.common import paused_gc
+
+    with paused_gc():
+        made = [{"trial": [i]} for i in range(50_000)]
+    assert gc.isenabled()
+    oldest = {id(o) for o in gc.get_objects(generation=2)}  # not left young, to be scanned by the next allocations
+    assert all(id(o) in oldest for o in made[::1000])
+    del made
