@@ -281,7 +281,8 @@ def with_specs(desired: Mapping[str, Mapping[str, Any]], trials: Iterable[Trial]
               if filled[o.name].spec is None
               or _template_drift(desired[o.name], filled[o.name], by_name[o.name]) is None}
     rest = [o.name for o in observed.objects
-            if o.spec is None and o.name in desired and o.name in by_name and _group(desired[o.name], o) in broken]
+            if o.spec is None and o.name in desired and o.name in by_name and _group(desired[o.name], o) in broken
+            ] if broken else []
     return _filled(observed, fetch(rest)) if rest else observed
 
 
@@ -509,11 +510,13 @@ def compute_plan(
 
     # Trials that share a template pair share their drift: computed once, from a fetched member.
     by_name = {t.name: t for t in trials}
+    groups: dict[str, tuple[str, str]] = {}  # trial name -> its template pair
     group_members: dict[tuple[str, str], list[LiveObject]] = {}
     for live in live_trials.values():
         if live.name in by_name and desired_trials.get(live.name, {}).get("kind") == live.kind:
             key = _group(desired_trials[live.name], live)
             if key is not None:
+                groups[live.name] = key
                 group_members.setdefault(key, []).append(live)
     shared: dict[tuple[str, str], tuple[str, ...] | None] = {}
 
@@ -543,7 +546,7 @@ def compute_plan(
                                       drift=(f"kind: spec {kind}, cluster {live.kind}",),
                                       manifest=manifest if action is Action.REPLACE else None))
                 continue
-            key = _group(manifest, live)
+            key = groups.get(trial.name)
             if key is not None and key not in shared:
                 first = next((o for o in group_members.get(key, ()) if o.spec is not None), None)
                 shared[key] = _template_drift(desired_trials[first.name], first, by_name[first.name]) \
