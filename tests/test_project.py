@@ -37,7 +37,7 @@ def test_cli_imports_nothing_heavy() -> None:
     probe = (
         "import sys\nfrom sweepctl.cli import app\n"
         "try:\n    app(['--help'])\nexcept SystemExit:\n    pass\n"
-        "heavy = [m for m in ('tensorflow', 'kubernetes', 'jsonschema', 'deepdiff', 'PIL', 'optuna') if m in sys.modules]\n"
+        "heavy = [m for m in ('tensorflow', 'kubernetes', 'jsonschema', 'deepdiff', 'PIL', 'optuna', 'pydantic') if m in sys.modules]\n"
         "print(heavy, file=sys.stderr)\n"
     )
     proc = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
