@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
 import subprocess
 import time
 from collections.abc import Callable
@@ -103,3 +105,9 @@ def trainer_pids(trial: str) -> list[int]:
             if b"model" in cmdline and any(trial.encode() in arg for arg in cmdline):
                 found.append(int(proc.name))
     return found
+
+
+def kill_trainer(trial: str) -> None:
+    """SIGKILL a trial's trainer from the host, as the OOM killer would (exit 137), once it runs."""
+    for pid in wait_for("the trainer process", lambda: trainer_pids(trial), 120, 0.2):
+        os.kill(pid, signal.SIGKILL)

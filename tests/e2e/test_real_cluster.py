@@ -7,16 +7,22 @@ from the sweep's own TensorBoard pod through the API server's service proxy.
 from __future__ import annotations
 
 import json
-import os
-import signal
 import time
 from pathlib import Path
 from typing import Any
 
 import pytest
-
 from readme_role import readme_role
-from realcluster import FullCluster, Namespace, conditions, json_out, served_metrics, state, trainer_pids, wait_for
+from realcluster import (
+    FullCluster,
+    Namespace,
+    conditions,
+    json_out,
+    kill_trainer,
+    served_metrics,
+    state,
+    wait_for,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 TINY = '[--epochs, "3", --size, "24"]'
@@ -154,9 +160,7 @@ def test_a_trial_killed_from_outside_is_restarted(full_cluster: FullCluster, e2e
                     "hyperParamValues: {learningRate: [0.01]}\n")
     assert sweepctl("apply", spec, "-n", ns, "--auto-approve").exit_code == 0
     (name,) = wait_for("the TFJob", lambda: tfjobs(full_cluster, ns), 30)
-    pids = wait_for("the trainer process", lambda: trainer_pids(name), 120, 0.2)
-    for pid in pids:
-        os.kill(pid, signal.SIGKILL)  # as the OOM killer or an eviction would: exit 137
+    kill_trainer(name)
     job = wait_for("the operator to restart it",
                    lambda: (j := tfjobs(full_cluster, ns)[name]) and "Restarting" in conditions(j) and j, 120, 0.5)
     assert state(job) in {"Restarting", "Running"}

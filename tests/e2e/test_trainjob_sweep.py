@@ -9,13 +9,18 @@ fails is not retried, and a TFJob sweep beside a TrainJob sweep is never touched
 from __future__ import annotations
 
 import json
-import os
-import signal
 import time
 from pathlib import Path
 from typing import Any
 
-from realcluster import FullCluster, Namespace, json_out, served_metrics, trainer_pids, wait_for
+from realcluster import (
+    FullCluster,
+    Namespace,
+    json_out,
+    kill_trainer,
+    served_metrics,
+    wait_for,
+)
 
 TINY = '[--epochs, "3", --size, "24"]'
 SPEC = f"""\
@@ -180,9 +185,7 @@ def test_a_trainjob_killed_from_outside_is_run_again(full_cluster: FullCluster, 
                     'args: [--epochs, "30", --size, "24"]\nhyperParamValues: {learningRate: [0.01]}\n')
     assert sweepctl("apply", spec, "-n", ns, "--auto-approve").exit_code == 0
     (name,) = wait_for("the TrainJob", lambda: trainjobs(full_cluster, ns), 30)
-    pids = wait_for("the trainer process", lambda: trainer_pids(name), 120, 0.2)
-    for pid in pids:
-        os.kill(pid, signal.SIGKILL)  # as the OOM killer would: exit 137
+    kill_trainer(name)
     wait_for("the killed trial to be run again and complete",
              lambda: all_trainjobs(full_cluster, ns, "Complete", 1), 300, 1)
     runs = full_cluster.get("pods", "-n", ns, "-l", f"{JOBSET}={name}")["items"]
