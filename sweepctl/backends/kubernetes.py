@@ -120,6 +120,10 @@ def trainjob_state(status: dict[str, Any] | None) -> str:
     return "Running" if any((j.get("ready") or 0) + (j.get("succeeded") or 0) for j in jobs) else "Pending"
 
 
+# How each kind of trial says its state; other kinds (the TensorBoard's) have none.
+_TRIAL_STATES = {"TFJob": tfjob_state, "TrainJob": trainjob_state}
+
+
 def _state_word(condition: str | None) -> str:
     """sweepctl's word for a TFJob condition type (also the CRD's printed State)."""
     return {"": "Pending", "Created": "Pending", "Restarting": "Running"}.get(condition or "", condition or "")
@@ -267,7 +271,8 @@ def _live(kind: str, item: dict[str, Any]) -> LiveObject:
         state = _state_word(item["printedState"])
         spec = None
     else:
-        state = {"TFJob": tfjob_state, "TrainJob": trainjob_state}.get(kind, lambda _: "")(item.get("status"))
+        read_state = _TRIAL_STATES.get(kind)
+        state = read_state(item.get("status")) if read_state else ""
         spec = item.get("spec") or {}
     return LiveObject(
         foreign=_foreign_spec_fields(meta.get("managedFields")) if kind in TRIAL_PATHS else {},
