@@ -1,4 +1,4 @@
-"""The local backend: trials are trainer subprocesses on this machine.
+"""The local backend: trials are trainer processes on this machine.
 
 State lives in a folder (./.sweepctl by default, as Terraform keeps
 .terraform/), one sub-folder per sweep:
@@ -19,17 +19,21 @@ How commands share a sweep (several may act on it at once):
   twice at once. Commands that only delete (prune, destroy) run beside it.
 - A trial is recorded Queued (with its apply's identity) before it starts, and
   Running with its process's identity (backends/processes.py) in the same
-  state.lock section that starts it. What a record means is checked against
-  the processes, so it stays true whoever dies: a Queued trial whose apply is
-  gone is Interrupted; a Running trial whose process is gone ended, as its
-  exit-code file says (Interrupted without one).
+  state.lock section that starts it; the process trains only once that record
+  is written (backends/forkserver.py), so no trainer ever runs unrecorded.
+  What a record means is checked against the processes, so it stays true
+  whoever dies: a Queued trial whose apply is gone is Interrupted; a Running
+  trial whose process is gone ended, as its exit-code file says (Interrupted
+  without one).
 - Deleting (prune) removes the record first, then stops the trial's process.
   The apply that started it sees its trainer end with no record left, and
   counts the trial as removed, not failed; a queued trial with no record left
   is never started.
-- Trainers run in sessions of their own. A killed apply (kill -9) leaves them
-  running; the next apply adopts them (they count towards its parallelism and
-  it waits for them) instead of starting their trials again.
+- Trainers are forked from one process per command that imported TensorFlow
+  once (backends/forkserver.py), and run in sessions of their own. A killed
+  apply (kill -9) leaves them running; the next apply adopts them (they count
+  towards its parallelism and it waits for them) instead of starting their
+  trials again.
 - Logs are never deleted: a trial that runs again (resumed, revived, re-added,
   replaced) first moves its earlier attempt into attempt-<n>/. TensorBoard
   shows that as the run <trial>/attempt-<n>; status and report read only the
@@ -43,10 +47,10 @@ import json
 import os
 import re
 import signal
-import subprocess
 import time
+import weakref
 from collections.abc import Collection, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -54,7 +58,7 @@ from typing import TYPE_CHECKING, Any
 from sweepctl import workspace
 from sweepctl.backends import processes
 from sweepctl.backends.base import ApplyResult, Progress, RunningTrial
-from sweepctl.backends.supervisor import EXIT_FILE
+from sweepctl.backends.forkserver import EXIT_FILE
 from sweepctl.core.diagnostics import SweepctlError
 from sweepctl.core.manifests import PARAMS, TEMPLATE_HASH, TRIAL, local_trial
 from sweepctl.core.plan import PRUNED, Action, Change, LiveObject, Observed, Plan
@@ -72,7 +76,7 @@ _ACTIVE = ("Queued", "Running")
 
 
 class LocalBackend:
-    """Runs trials as subprocesses, at most `parallelism` at once."""
+    """Runs trials as processes, at most `parallelism` at once."""
 
     name = "local"
     notes: tuple[str, ...] = ()  # reading files here needs no permission
@@ -81,6 +85,9 @@ class LocalBackend:
         self.state_dir = state_dir
         self.threads_per_trial = threads_per_trial
         self.parallelism = parallelism or max(1, (os.cpu_count() or 1) // threads_per_trial)
+        # One for all of this command's applies (`apply --wait` runs many): TensorFlow is imported once.
+        self.forks = processes.ForkServer()
+        weakref.finalize(self, self.forks.close)
 
     @property
     def namespace(self) -> str:
@@ -298,16 +305,12 @@ class LocalBackend:
         with self._state(plan.sweep) as state:
             trials, pruned = state["trials"], state["pruned"]
             changes = [c for c in plan.trials if c.action in (Action.CREATE, Action.REPLACE) and c.name not in skip]
-            # A trainer started by an apply that was killed before it recorded the
-            # trainer: only a resumed trial can have one. Stop it: never run two.
-            unknown = processes.supervisors() if any(c.name in trials for c in changes) else {}
             for change in changes:
                 assert change.manifest is not None
                 old = trials.get(change.name)
                 if old is not None and processes.alive(old.get("process")):
                     continue  # adopted: it runs already
                 logs = self.log_dir(plan.sweep, change.name)
-                processes.stop(unknown.get(str((logs / EXIT_FILE).absolute()), []))
                 _set_aside(logs)
                 if change.state == PRUNED:
                     pruned.pop(change.name, None)  # revived
@@ -341,13 +344,12 @@ def _set_aside(logs: Path) -> None:
 
 @dataclass
 class _Trainer:
-    """A trainer this apply watches: one it started (popen), or one it adopted (popen is None)."""
+    """A trainer this apply watches: one it started, or one it adopted (change is None)."""
 
     name: str
     uid: str
     params: dict[str, Any]
     process: dict[str, Any]
-    popen: subprocess.Popen[bytes] | None
     change: Change | None  # None when adopted: not part of this plan
     started: float
     offset: int = 0
@@ -362,20 +364,22 @@ class _Run:
         self.backend, self.sweep, self.progress, self.result = backend, plan.sweep, progress, result
         self.pending = queue
         self.finished = 0
+        self.forks = backend.forks
         now = time.monotonic()
         self.running = {
-            name: _Trainer(name=name, uid=rec["uid"], params=rec["params"], process=rec["process"], popen=None,
-                           change=None, started=now - max(0.0, time.time() - rec.get("started", time.time())))
+            name: _Trainer(name=name, uid=rec["uid"], params=rec["params"], process=rec["process"], change=None, started=now - max(0.0, time.time() - rec.get("started", time.time())))
             for name, rec in adopted.items()
         }
 
     def run(self) -> None:
         try:
+            if self.pending:
+                self.forks.start_server()
             while self.pending or self.running:
                 while self.pending and len(self.running) < self.backend.parallelism:
                     self._start(*self.pending.pop(0))
                 for trainer in list(self.running.values()):
-                    if trainer.popen.poll() is None if trainer.popen else processes.alive(trainer.process):
+                    if processes.alive(trainer.process):
                         continue
                     del self.running[trainer.name]
                     self._finish(trainer)
@@ -394,6 +398,7 @@ class _Run:
         logs = self.backend.log_dir(self.sweep, change.name)
         # Ctrl-C waits until the trainer is recorded: a trainer nobody knows of could run twice.
         blocked = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+        pid = None
         try:
             with self.backend._state(self.sweep) as state:
                 rec = state["trials"].get(change.name)
@@ -402,12 +407,19 @@ class _Run:
                     return
                 logs.mkdir(parents=True, exist_ok=True)
                 args = [*rec["args"], "--log-dir", str(logs)]
-                popen = processes.start_trainer(args, logs=logs, exit_file=(logs / EXIT_FILE).absolute())
-                process = processes.identity(popen.pid)
+                pid = self.forks.start(args, logs=logs, exit_file=logs / EXIT_FILE)
+                process = processes.identity(pid)
                 rec.update(state="Running", process=process, started=time.time())
-                self.running[change.name] = _Trainer(name=change.name, uid=uid, params=dict(change.params),
-                                                     process=process, popen=popen, change=change,
-                                                     started=time.monotonic())
+            # Recorded (state.json is written): only now may it train. Had the apply died
+            # before this, the trainer would have exited without training.
+            self.forks.release(pid)
+            self.running[change.name] = _Trainer(name=change.name, uid=uid, params=dict(change.params),
+                                                 process=process, change=change, started=time.monotonic())
+        except BaseException:
+            if pid is not None and change.name not in self.running:
+                with suppress(SweepctlError, OSError):
+                    self.forks.release(pid, train=False)
+            raise
         finally:
             signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
 
@@ -422,16 +434,17 @@ class _Run:
                     self._removed(trainer.change, state)
                 return
             final, code = self.backend._ended(self.sweep, name)
-            if final == "Interrupted" and trainer.popen is not None:  # the supervisor itself was killed
-                final, code = "Failed", trainer.popen.returncode
+            if final == "Interrupted" and trainer.change is not None:  # its supervisor itself was killed
+                final = "Failed"
             rec.update(state=final, exit_code=code, finished=time.time())
             rec.pop("process", None)
             rec.pop("owner", None)
         change = trainer.change
         if change is None:
             return  # adopted: not this plan's change
+        ended = f"trainer exited with {code}" if code is not None else "its supervisor was killed"
         error = None if final == "Succeeded" else (
-            f"trainer exited with {code}; see {self.backend.log_dir(self.sweep, name) / 'stdout.log'}")
+            f"{ended}; see {self.backend.log_dir(self.sweep, name) / 'stdout.log'}")
         if error:
             self.result.errors[name] = error
         elif change.action is Action.REPLACE:
@@ -449,9 +462,6 @@ class _Run:
         """Ctrl-C (or any error): stop every trainer this apply watches, and record them Interrupted."""
         trainers = list(self.running.values())
         processes.stop((t.process for t in trainers), grace=5)
-        for t in trainers:
-            if t.popen is not None:
-                t.popen.wait()
         with self.backend._state(self.sweep) as state:
             for t in trainers:
                 rec = state["trials"].get(t.name)

@@ -1,4 +1,4 @@
-"""Processes of the local backend: start a trainer, tell whether a recorded one still runs, stop it.
+"""Processes of the local backend: start trainers (by fork), tell whether a recorded one still runs, stop it.
 
 A process is recorded by its identity: pid, start time (clock ticks since
 boot, from /proc) and boot id. A pid alone is not enough: after a trainer ends
@@ -14,6 +14,8 @@ for the next apply to adopt. A stop signals the trainer's whole process group
 
 from __future__ import annotations
 
+import contextlib
+import json
 import os
 import signal
 import subprocess
@@ -24,13 +26,13 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from sweepctl.backends import supervisor
+from sweepctl.backends import forkserver
 from sweepctl.core.diagnostics import SweepctlError
 
-__all__ = ["Identity", "alive", "identity", "start_trainer", "stop", "supervisors", "trainer_root"]
+__all__ = ["ForkServer", "Identity", "alive", "identity", "stop", "trainer_root"]
 
 Identity = Mapping[str, Any]  # {"pid", "start", "boot"}, as stored in state.json
-_SUPERVISOR = os.path.abspath(supervisor.__file__)
+_FORKSERVER = os.path.abspath(forkserver.__file__)
 _HAVE_PROC = os.path.isdir("/proc/self")
 
 
@@ -99,25 +101,6 @@ def _signal_group(ident: Identity, signum: int) -> None:
             pass
 
 
-def supervisors() -> dict[str, list[dict[str, Any]]]:
-    """Every live supervisor by the exit file it writes, found by its command line.
-
-    For a trainer started by an apply killed before it could record the pid:
-    the only way to find it, so that its trial never runs twice at once.
-    """
-    found: dict[str, list[dict[str, Any]]] = {}
-    for entry in Path("/proc").glob("[0-9]*"):
-        try:
-            argv = (entry / "cmdline").read_bytes().split(b"\0")
-        except OSError:
-            continue
-        if argv[1:4] == [b"-P", _SUPERVISOR.encode(), b"run"] and len(argv) > 4:
-            ident = identity(int(entry.name))
-            if alive(ident):
-                found.setdefault(argv[4].decode(errors="replace"), []).append(ident)
-    return found
-
-
 @cache
 def trainer_root() -> Path:
     """The folder holding the sweepctl package and, beside it, the trainer package `model`."""
@@ -128,20 +111,78 @@ def trainer_root() -> Path:
     return root
 
 
-def start_trainer(args: list[str], *, logs: Path, exit_file: Path) -> subprocess.Popen[bytes]:
-    """Start the trainer with these arguments, its output appended to logs/stdout.log.
+class ForkServer:
+    """A command's trainer starter: a fork server (backends/forkserver.py) that imported TensorFlow once.
 
-    It runs in this directory (relative paths in `args` keep their meaning),
-    but never imports from it.
+    Started on first use and stopped by close(), or when this process ends (it
+    reads its requests from a pipe that closes with us); the trainers it started
+    run on without it. It runs in this directory (relative paths in the trainers'
+    arguments keep their meaning), but never imports from it.
     """
-    env = dict(os.environ)
-    here = Path.cwd().resolve()
-    path = [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p and Path(p).resolve() != here]
-    if path:
-        env["PYTHONPATH"] = os.pathsep.join(path)
-    else:
-        env.pop("PYTHONPATH", None)
-    argv = [sys.executable, "-P", _SUPERVISOR, "run", str(exit_file), str(trainer_root()), "--", *args]
-    with (logs / "stdout.log").open("ab") as out:
-        return subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env,
-                                start_new_session=True)
+
+    def __init__(self) -> None:
+        self._server: subprocess.Popen[bytes] | None = None
+
+    def _request(self, document: dict[str, Any]) -> None:
+        assert self._server is not None and self._server.stdin is not None
+        self._server.stdin.write((json.dumps(document) + "\n").encode())
+        self._server.stdin.flush()
+
+    def _reply(self) -> dict[str, Any]:
+        assert self._server is not None and self._server.stdout is not None
+        line = self._server.stdout.readline()
+        if not line:
+            code = self._server.wait()
+            self._server = None
+            raise SweepctlError(f"the trainer fork server ended unexpectedly (exit status {code})",
+                                hint="run the trainer by hand to see why: python -m model --help")
+        return json.loads(line)
+
+    def start_server(self) -> None:
+        """Start the server, unless it runs, and wait until it has imported the trainer and TensorFlow (about 2 s)."""
+        if self._server is not None:
+            if self._server.poll() is None:
+                return
+            self.close()  # it died (killed, out of memory): start another
+        env = dict(os.environ)
+        here = Path.cwd().resolve()
+        path = [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p and Path(p).resolve() != here]
+        if path:
+            env["PYTHONPATH"] = os.pathsep.join(path)
+        else:
+            env.pop("PYTHONPATH", None)
+        argv = [sys.executable, "-P", _FORKSERVER, str(trainer_root())]
+        self._server = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                        stderr=subprocess.DEVNULL, env=env, start_new_session=True)
+        ready = self._reply()
+        if "error" in ready:
+            self.close()
+            raise SweepctlError(f"cannot start the trainer: {ready['error']}",
+                                hint="reinstall sweepctl with its trainer: pip install 'sweepctl[train]'")
+
+    def start(self, args: list[str], *, logs: Path, exit_file: Path) -> int:
+        """Fork a trainer's supervisor, its output appended to logs/stdout.log; it waits for release(pid)."""
+        self.start_server()
+        self._request({"exit_file": str(exit_file.absolute()), "log": str((logs / "stdout.log").absolute()),
+                       "args": args})
+        return int(self._reply()["pid"])
+
+    def release(self, pid: int, *, train: bool = True) -> None:
+        """Let a started supervisor train, once its pid is recorded; or, with train=False, make it exit."""
+        self._request({"go" if train else "cancel": pid})
+
+    def close(self) -> None:
+        """Stop the server (the trainers it started run on); waiting supervisors exit without training."""
+        server, self._server = self._server, None
+        if server is None:
+            return
+        with contextlib.suppress(OSError):
+            assert server.stdin is not None
+            server.stdin.close()
+        try:
+            server.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait()
+        if server.stdout is not None:
+            server.stdout.close()

@@ -54,9 +54,11 @@ def start(cwd: Path, *args: str) -> subprocess.Popen[str]:
 class Census:
     """What trainers run for this test, sampled from /proc every 50 ms.
 
-    A trainer is counted once per launch: a process passed `--log-dir` under
-    the test's folder whose parent was not passed the same one (a launcher
-    and the trainer it starts are one launch).
+    A trainer is counted once per launch: a process whose output goes to a
+    trial's stdout.log under the test's folder, and whose parent's does not go
+    to the same one (a supervisor and the trainer it starts are one launch).
+    Trainers are forks of sweepctl's fork server, so their command lines do
+    not tell them apart; their open stdout does.
     """
 
     def __init__(self, root: Path) -> None:
@@ -67,15 +69,12 @@ class Census:
 
     def _log_dir(self, pid: str) -> str | None:
         try:
-            argv = Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace").split("\0")
-            cwd = os.readlink(f"/proc/{pid}/cwd")
+            out = os.readlink(f"/proc/{pid}/fd/1")
         except OSError:
             return None
-        flags = [i for i, arg in enumerate(argv[:-1]) if arg == "--log-dir"]
-        if not flags:
+        if not out.endswith(os.sep + "stdout.log") or not out.startswith(self.root + os.sep):
             return None
-        path = os.path.normpath(os.path.join(cwd, argv[flags[-1] + 1]))  # the last one wins, as in argparse
-        return path if path.startswith(self.root + os.sep) else None
+        return os.path.dirname(out)
 
     def sample(self) -> dict[str, list[int]]:
         dirs = {pid: d for pid in os.listdir("/proc") if pid.isdigit() and (d := self._log_dir(pid))}
@@ -111,3 +110,18 @@ class Census:
     def launches(self, trial: str) -> set[int]:
         """The pids of every launch seen for the trial (a trial run twice shows two)."""
         return {pid for s in self.samples for d, pids in s.items() if os.path.basename(d) == trial for pid in pids}
+
+
+def fork_servers(root: Path) -> list[int]:
+    """The trainer fork servers running in root: forkserver.py processes whose output is not a trial's."""
+    found = []
+    for entry in Path("/proc").glob("[0-9]*"):
+        try:
+            argv = (entry / "cmdline").read_bytes().split(b"\0")
+            cwd = os.readlink(entry / "cwd")
+            out = os.readlink(entry / "fd" / "1")
+        except OSError:
+            continue
+        if any(a.endswith(b"forkserver.py") for a in argv) and cwd == str(root.resolve()) and out == os.devnull:
+            found.append(int(entry.name))
+    return found

@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
-from local_helpers import cli, logs_of, spec_text, start, state, wait_for
+from local_helpers import cli, fork_servers, logs_of, spec_text, start, state, wait_for
 
 
 def events(logs: Path) -> dict[str, float]:
@@ -143,6 +143,7 @@ def test_an_apply_killed_with_sigkill_leaves_trainers_that_the_next_apply_adopts
     wait_for(lambda: b"epoch=0 " in (logs_of(tmp_path, long) / "stdout.log").read_bytes())
     apply.send_signal(signal.SIGKILL)
     apply.communicate(timeout=30)
+    wait_for(lambda: not fork_servers(tmp_path), timeout=10)  # its fork server ends with it
 
     time.sleep(1)  # a trainer that outlives its apply keeps training, and status says so
     assert len(census.sample()) == 1
