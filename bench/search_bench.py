@@ -10,10 +10,14 @@ in the space learningRate 1e-4 to 0.1 (log) and hiddenLayers 3 to 9:
 
 For every --seeds value S the trainer gets --seed S and the search seed S. Per sweep it
 reports the best PSNR (the objective, maximized: the best summary point of any trial) and
-its total trial-seconds: a finished trial's `wall_seconds` from its metrics.json (process
-start to end, TensorFlow's import included); a stopped trial's span from its first to its
-last event, plus the median start-up overhead of the sweep's finished trials (their
-wall_seconds less that span), since a killed trainer writes no metrics.json. Also per sweep: the
+its total trial-seconds: a finished trial's `wall_seconds` from its metrics.json (from the
+trainer's start to its end: the local backend forks trainers from a process that imported
+TensorFlow once per command, so its import is not in any trial's time); a stopped trial's span
+from its first to its last event, plus the median start-up overhead of the sweep's finished
+trials (their wall_seconds less that span), since a killed trainer writes no metrics.json.
+Beside it, the sweep's CPU seconds: user and system time of the whole `sweepctl apply --wait`
+process tree (planning, TPE, the fork server's one import, every trainer), which neither
+leaves out a start-up cost nor depends much on the machine's load. Also per sweep: the
 steps trained (every trial's last logged step: the cost that does not depend on the machine's load),
 how many steps the stopped trials trained past the step the rule stopped them at (the watcher's
 latency, in steps), and the machine's 1-minute load average while the sweep ran (sampled every 2 s).
@@ -28,7 +32,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -115,16 +121,20 @@ def run_one(config: str, seed: int, opts: argparse.Namespace) -> dict[str, Any]:
     sampler = threading.Thread(target=_sample_load, args=(loads, done), daemon=True)
     sampler.start()
     started = time.time()
+    cpu_before = resource.getrusage(resource.RUSAGE_CHILDREN)
     proc = subprocess.run([sys.executable, "-m", "sweepctl", "apply", "spec.yaml", "--wait", "--auto-approve",
                            "--interval", "2", "--state-dir", "state"], cwd=work, capture_output=True, text=True,
                           env={**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]),
                                "COLUMNS": "200"}, check=False)
+    cpu_after = resource.getrusage(resource.RUSAGE_CHILDREN)
     done.set()
     sampler.join()
     (work / "output.log").write_text(proc.stdout + proc.stderr)
     if proc.returncode != 0:
         raise SystemExit(f"{config} seed {seed} failed ({proc.returncode}); see {work / 'output.log'}")
-    return {"config": config, "seed": seed, "wall_seconds": time.time() - started, "epochs": opts.epochs or 300,
+    cpu = (cpu_after.ru_utime - cpu_before.ru_utime) + (cpu_after.ru_stime - cpu_before.ru_stime)
+    return {"config": config, "seed": seed, "wall_seconds": time.time() - started, "cpu_seconds": cpu,
+            "epochs": opts.epochs or 300,
             "size": opts.size, "after_step": after_step if config.startswith("tpe-median") else None,
             "load": {"mean": statistics.mean(loads), "max": max(loads)}, **measure(work / "state", spec["name"])}
 
@@ -148,40 +158,48 @@ def _past_stop(result: dict[str, Any]) -> str:
     return f"{statistics.median(past):,.0f}" if past else "-"
 
 
+def _cpu(result: dict[str, Any]) -> str:
+    return f"{result['cpu_seconds']:.0f}" if "cpu_seconds" in result else "-"
+
+
 def _load(result: dict[str, Any]) -> str:
     load = result.get("load")
     return f"{load['mean']:.1f} ({load['max']:.1f})" if load else "-"
 
 
 def markdown(results: list[dict[str, Any]]) -> str:
-    lines = ["| sweep | seed | trials (stopped) | best PSNR dB | trial-seconds | steps trained | "
+    lines = ["| sweep | seed | trials (stopped) | best PSNR dB | trial-seconds | sweep CPU s | steps trained | "
              "steps past the stop step (median) | sweep wall s | load: mean (max) |",
-             "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+             "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for r in results:
         lines.append(f"| {r['config']} | {r['seed']} | {r['trials']} ({r['stopped']}) | {r['best_psnr']:.2f} | "
-                     f"{r['trial_seconds']:.0f} | {_steps(r):,} | {_past_stop(r)} | {r['wall_seconds']:.0f} | "
-                     f"{_load(r)} |")
+                     f"{r['trial_seconds']:.0f} | {_cpu(r)} | {_steps(r):,} | {_past_stop(r)} | "
+                     f"{r['wall_seconds']:.0f} | {_load(r)} |")
     by = {}
     for r in results:
         by.setdefault(r["config"], []).append(r)
     lines += ["", "| sweep | seeds | best PSNR dB: median (min-max) | trial-seconds: median (min-max) | "
-              "steps trained: median (min-max) |", "|---|---:|---:|---:|---:|"]
+              "sweep CPU s: median (min-max) | steps trained: median (min-max) |", "|---|---:|---:|---:|---:|---:|"]
     for config, rows in by.items():
         psnr = [r["best_psnr"] for r in rows]
         secs = [r["trial_seconds"] for r in rows]
+        cpus = [r.get("cpu_seconds", math.nan) for r in rows]
         steps = [_steps(r) for r in rows]
         lines.append(f"| {config} | {len(rows)} | {statistics.median(psnr):.2f} ({min(psnr):.2f}-{max(psnr):.2f}) | "
                      f"{statistics.median(secs):.0f} ({min(secs):.0f}-{max(secs):.0f}) | "
+                     f"{statistics.median(cpus):.0f} ({min(cpus):.0f}-{max(cpus):.0f}) | "
                      f"{statistics.median(steps):,.0f} ({min(steps):,}-{max(steps):,}) |")
     tpe = {r["seed"]: r for r in results if r["config"] == "tpe"}
     against = [r for r in results if r["config"].startswith("tpe-median") and r["seed"] in tpe]
     if against:
-        lines += ["", "| sweep | seed | best PSNR vs tpe dB | trial-seconds vs tpe | steps trained vs tpe |",
-                  "|---|---:|---:|---:|---:|"]
+        lines += ["", "| sweep | seed | best PSNR vs tpe dB | trial-seconds vs tpe | sweep CPU s vs tpe | "
+                  "steps trained vs tpe |", "|---|---:|---:|---:|---:|---:|"]
         for r in against:
             base = tpe[r["seed"]]
+            cpu = (f"{r['cpu_seconds'] / base['cpu_seconds'] - 1:+.0%}"
+                   if "cpu_seconds" in r and "cpu_seconds" in base else "-")
             lines.append(f"| {r['config']} | {r['seed']} | {r['best_psnr'] - base['best_psnr']:+.2f} | "
-                         f"{r['trial_seconds'] / base['trial_seconds'] - 1:+.0%} | "
+                         f"{r['trial_seconds'] / base['trial_seconds'] - 1:+.0%} | {cpu} | "
                          f"{_steps(r) / _steps(base) - 1:+.0%} |")
     return "\n".join(lines)
 
