@@ -223,7 +223,7 @@ def main() -> None:
         for seed in opts.seeds:
             for config in opts.configs:
                 if any(r["config"] == config and r["seed"] == seed and r["epochs"] == (opts.epochs or 300)
-                       for r in results):
+                       and "cpu_seconds" in r for r in results):  # not from before trainers were forked
                     continue
                 print(f"{time.strftime('%H:%M:%S')} {config} seed {seed} ...", flush=True)
                 results.append(run_one(config, seed, opts))

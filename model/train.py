@@ -53,7 +53,8 @@ def import_tensorflow() -> Any:
     imports matplotlib when it is installed, as it is beside sweepctl's `report`: 0.6 s of a
     2.4 s import, paid by every trial, for a trainer that uses neither. While TensorFlow is
     imported, `import keras` fails (a None entry in sys.modules), which TensorFlow expects and
-    skips; afterwards `tf.keras` would still import Keras on first use.
+    skips. In this process `tf.keras` still imports Keras on first use, but `import
+    tensorflow.keras` fails: TensorFlow found no Keras to add to its search path.
     """
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "1")  # TensorFlow's start-up INFO lines are noise here
     if "tensorflow" in sys.modules or "keras" in sys.modules:

@@ -8,7 +8,8 @@ than half of a trial stopped early. One apply starts one fork server,
 
 which imports the trainer (the `model` package in ROOT, from that folder and nowhere
 else) and TensorFlow, without running any TensorFlow op, so that no runtime state or
-thread of TensorFlow's exists yet when it forks. Each trial is then two forks of it:
+thread of TensorFlow's exists yet when it forks (numpy's OpenBLAS starts a thread at
+import, and registers a fork handler for it). Each trial is then two forks of it:
 
 - the supervisor, in a session of its own (a Ctrl-C in the apply's terminal does not
   reach it, and a killed apply leaves it running, for the next apply to adopt). It
@@ -78,6 +79,10 @@ def _trainer(args: list[str]) -> None:
         runpy.run_module("model", run_name="__main__", alter_sys=True)  # ends with os._exit
     except SystemExit as exc:
         code = exc.code
+    except KeyboardInterrupt:  # end as a process of its own would: killed by SIGINT
+        sys.stdout.flush()
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
+        os.kill(os.getpid(), signal.SIGINT)
     except BaseException:  # noqa: BLE001  (any error ends this trial only, as it would a process of its own)
         traceback.print_exc()
         code = 1
@@ -152,7 +157,10 @@ def _serve(requests, replies: int) -> None:
             go = waiting.pop(int(request.get("go", request.get("cancel"))), None)
             if go is not None:
                 if "go" in request:
-                    os.write(go, b"1")
+                    try:
+                        os.write(go, b"1")
+                    except BrokenPipeError:
+                        pass  # it was stopped (a prune) before it was released: nothing to start
                 os.close(go)
             continue
         read_end, write_end = os.pipe()
@@ -184,6 +192,8 @@ def main(argv: list[str]) -> int:
     except Exception as exc:  # noqa: BLE001  (told to the apply, which says it to the user)
         os.write(replies, (json.dumps({"error": str(exc)}) + "\n").encode())
         return 1
+    sys.stdout.flush()  # else every fork would inherit what the imports printed, and write it to its log
+    sys.stderr.flush()
     os.write(replies, b'{"ready": true}\n')
     _serve(sys.stdin.buffer, replies)
     return 0

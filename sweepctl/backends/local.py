@@ -396,6 +396,7 @@ class _Run:
     def _start(self, change: Change, uid: str) -> None:
         """Start a queued trial, unless it was deleted meanwhile; recorded in the same state.lock section."""
         logs = self.backend.log_dir(self.sweep, change.name)
+        self.forks.start_server()  # (again, if it died) before Ctrl-C is held and state.lock taken
         # Ctrl-C waits until the trainer is recorded: a trainer nobody knows of could run twice.
         blocked = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
         pid = None

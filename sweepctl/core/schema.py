@@ -57,7 +57,7 @@ SCHEMA: dict[str, Any] = {
             "default": None,
         },
         "backend": {
-            "description": "Where trials run: 'local' (subprocesses on this machine) or "
+            "description": "Where trials run: 'local' (processes on this machine) or "
             "'kubernetes' (Kubeflow TFJobs or TrainJobs: see 'kubernetes'). The --backend flag overrides it.",
             "enum": ["local", "kubernetes"],
             "default": "local",

@@ -113,15 +113,21 @@ class Census:
 
 
 def fork_servers(root: Path) -> list[int]:
-    """The trainer fork servers running in root: forkserver.py processes whose output is not a trial's."""
-    found = []
+    """The trainer fork servers running in root: forkserver.py processes that read requests from a pipe.
+
+    Supervisors and trainers are forks of a server, with the same command line and
+    directory; their stdin is /dev/null (a supervisor that has not yet swapped it is
+    still the child of a server).
+    """
+    forks: dict[int, tuple[int, str]] = {}  # pid -> parent pid, stdin
     for entry in Path("/proc").glob("[0-9]*"):
         try:
             argv = (entry / "cmdline").read_bytes().split(b"\0")
             cwd = os.readlink(entry / "cwd")
-            out = os.readlink(entry / "fd" / "1")
-        except OSError:
+            stdin = os.readlink(entry / "fd" / "0")
+            ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, ValueError):
             continue
-        if any(a.endswith(b"forkserver.py") for a in argv) and cwd == str(root.resolve()) and out == os.devnull:
-            found.append(int(entry.name))
-    return found
+        if any(a.endswith(b"forkserver.py") for a in argv) and cwd == str(root.resolve()):
+            forks[int(entry.name)] = (ppid, stdin)
+    return [pid for pid, (ppid, stdin) in forks.items() if ppid not in forks and stdin.startswith("pipe:")]
