@@ -128,6 +128,6 @@ def fork_servers(root: Path) -> list[int]:
             ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
         except (OSError, ValueError):
             continue
-        if any(a.endswith(b"forkserver.py") for a in argv) and cwd == str(root.resolve()):
+        if any(a.endswith(b"/sweepctl/backends/forkserver.py") for a in argv) and cwd == str(root.resolve()):
             forks[int(entry.name)] = (ppid, stdin)
     return [pid for pid, (ppid, stdin) in forks.items() if ppid not in forks and stdin.startswith("pipe:")]
