@@ -168,24 +168,31 @@ class Model:
                     beta1=BETA1, beta2=BETA2, epsilon=EPSILON, grad=grad)
             step.assign_add(1)
 
-        @tf.function(jit_compile=JIT_COMPILE)
+        def one_epoch(done):
+            epoch = step // self.steps_per_epoch
+            # A permutation from sorting random 64-bit keys: XLA has no shuffle kernel.
+            keys = tf.random.stateless_uniform([pixels], tf.stack([seed, epoch]), minval=None, maxval=None, dtype=tf.int64)
+            order = tf.argsort(keys)[:used]
+            xs = tf.reshape(tf.gather(inputs, order), (self.steps_per_epoch, config.batch_size, -1))
+            ys = tf.reshape(tf.gather(targets, order), (self.steps_per_epoch, config.batch_size, 3))
+
+            def one_step(i):
+                train_step(xs[i], ys[i])
+                return (i + 1,)
+
+            tf.while_loop(lambda i: i < self.steps_per_epoch, one_step, (tf.constant(0),))
+            return (done + 1,)
+
+        # The loops are tf.while_loops written out, not Python loops for AutoGraph to convert: a
+        # trial's start-up is mostly tracing and compiling these, and AutoGraph's conversion added
+        # 0.2-0.3 s to it (bench/RESULTS.md). `count` is a loop bound, not a shape: XLA would take
+        # tf.range(count) as a compile-time constant and compile again for every new value.
+        @tf.function(jit_compile=JIT_COMPILE, autograph=False)
         def train_epochs(count):
-            # A while loop, not tf.range(count): XLA would take count as a compile-time
-            # constant and compile again for every new value.
-            done = tf.constant(0, tf.int64)
-            while done < count:
-                done += 1
-                epoch = step // self.steps_per_epoch
-                # A permutation from sorting random 64-bit keys: XLA has no shuffle kernel.
-                keys = tf.random.stateless_uniform([pixels], tf.stack([seed, epoch]), minval=None, maxval=None, dtype=tf.int64)
-                order = tf.argsort(keys)[:used]
-                xs = tf.reshape(tf.gather(inputs, order), (self.steps_per_epoch, config.batch_size, -1))
-                ys = tf.reshape(tf.gather(targets, order), (self.steps_per_epoch, config.batch_size, 3))
-                for i in tf.range(self.steps_per_epoch):
-                    train_step(xs[i], ys[i])
+            tf.while_loop(lambda done: done < count, one_epoch, (tf.constant(0, tf.int64),))
 
         self._train_epochs = train_epochs
-        self._predict = tf.function(lambda: self.forward(inputs), jit_compile=JIT_COMPILE)
+        self._predict = tf.function(lambda: self.forward(inputs), jit_compile=JIT_COMPILE, autograph=False)
 
     def forward(self, x):
         """RGB in [0, 1] for a batch of encoded coordinates."""
