@@ -367,14 +367,13 @@ class _Run:
         self.forks = backend.forks
         now = time.monotonic()
         self.running = {
-            name: _Trainer(name=name, uid=rec["uid"], params=rec["params"], process=rec["process"], change=None, started=now - max(0.0, time.time() - rec.get("started", time.time())))
+            name: _Trainer(name=name, uid=rec["uid"], params=rec["params"], process=rec["process"], change=None,
+                           started=now - max(0.0, time.time() - rec.get("started", time.time())))
             for name, rec in adopted.items()
         }
 
     def run(self) -> None:
         try:
-            if self.pending:
-                self.forks.start_server()
             while self.pending or self.running:
                 while self.pending and len(self.running) < self.backend.parallelism:
                     self._start(*self.pending.pop(0))
