@@ -47,9 +47,11 @@ EXIT_FILE = "exit-code"  # in the trial's log folder: the trainer's exit status,
 
 
 def _import_trainer(root: str) -> None:
-    """Import `model` from root, whatever sys.path holds, then TensorFlow as the trainer does."""
-    here = os.path.realpath(os.getcwd())
-    sys.path[:] = [p for p in sys.path if p and os.path.realpath(p) != here]  # as -P, also for PYTHONPATH
+    """Import `model` from root, whatever sys.path holds, then TensorFlow as the trainer does.
+
+    The current directory is off the path already: `-P`, and a PYTHONPATH without it
+    (processes.ForkServer).
+    """
     sys.path.insert(0, root)
     try:
         import model
