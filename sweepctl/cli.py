@@ -63,6 +63,15 @@ ReplaceOpt = Annotated[
 ]
 ReplaceDriftedOpt = Annotated[bool, typer.Option("--replace-drifted", help="Recreate every drifted trial.")]
 AutoApproveOpt = Annotated[bool, typer.Option("--auto-approve", help="Skip the confirmation.")]
+TimeoutOpt = Annotated[
+    str | None,
+    typer.Option("--timeout", metavar="DURATION", help="Kubernetes: give up on an API server that has not answered, "
+                 "or only throttled, for this long (30s, 2m; 0: never). [default: 5m]", show_default=False),
+]
+LockTimeoutOpt = Annotated[
+    str, typer.Option("--lock-timeout", metavar="DURATION", help="Wait this long for another command's lock of "
+                      "the sweep (30s, 2m); 0 refuses at once."),
+]
 
 
 class Rule(str, Enum):
@@ -95,11 +104,19 @@ TensorBoardUrlOpt = Annotated[
 ]
 
 
-def _access(backend: BackendName | None, context: str | None, namespace: str | None, state_dir: Path | None) -> Any:
+def _access(backend: BackendName | None, context: str | None, namespace: str | None, state_dir: Path | None,
+            timeout: str | None = None, lock_timeout: str = "0s") -> Any:
     from sweepctl.commands.common import Access
+    from sweepctl.core.diagnostics import SweepctlError
+    from sweepctl.core.durations import parse_duration
 
-    return Access(backend=backend.value if backend else None, context=context, namespace=namespace,
-                  state_dir=state_dir)
+    try:
+        return Access(backend=backend.value if backend else None, context=context, namespace=namespace,
+                      state_dir=state_dir,
+                      timeout=None if timeout is None else parse_duration(timeout, flag="--timeout"),
+                      lock_timeout=parse_duration(lock_timeout, flag="--lock-timeout"))
+    except SweepctlError as err:
+        return err  # reported by _run, in the output format asked for
 
 
 def _run(output: Output, command: str, **kwargs: Any) -> None:
@@ -109,6 +126,8 @@ def _run(output: Output, command: str, **kwargs: Any) -> None:
 
     view = make_view(output.value)
     try:
+        if isinstance(kwargs.get("access"), SweepctlError):
+            raise kwargs["access"]
         code = importlib.import_module(f"sweepctl.commands.{command}").run(view, **kwargs)
     except SweepctlError as err:
         view.error(err)
@@ -140,13 +159,14 @@ def plan(
     context: ContextOpt = None,
     namespace: NamespaceOpt = None,
     state_dir: StateDirOpt = None,
+    timeout: TimeoutOpt = None,
     max_trials: MaxTrialsOpt = 1000,
     replace: ReplaceOpt = None,
     replace_drifted: ReplaceDriftedOpt = False,
     tensorboard_url: TensorBoardUrlOpt = None,
 ) -> None:
     """Show what apply would change, and save the plan for `sweepctl apply`."""
-    _run(output, "plan", spec_path=spec, access=_access(backend, context, namespace, state_dir), out=out,
+    _run(output, "plan", spec_path=spec, access=_access(backend, context, namespace, state_dir, timeout), out=out,
          max_trials=max_trials, replace=replace or [], replace_drifted=replace_drifted,
          detailed_exitcode=detailed_exitcode, tensorboard_url=tensorboard_url)
 
@@ -164,6 +184,8 @@ def apply(
     context: ContextOpt = None,
     namespace: NamespaceOpt = None,
     state_dir: StateDirOpt = None,
+    timeout: TimeoutOpt = None,
+    lock_timeout: LockTimeoutOpt = "0s",
     max_trials: MaxTrialsOpt = 1000,
     replace: ReplaceOpt = None,
     replace_drifted: ReplaceDriftedOpt = False,
@@ -180,7 +202,7 @@ def apply(
     tensorboard_url: TensorBoardUrlOpt = None,
 ) -> None:
     """Create and delete exactly what the plan says; finished trials are never restarted."""
-    _run(output, "apply", target=target, access=_access(backend, context, namespace, state_dir),
+    _run(output, "apply", target=target, access=_access(backend, context, namespace, state_dir, timeout, lock_timeout),
          auto_approve=auto_approve, max_trials=max_trials, replace=replace or [], replace_drifted=replace_drifted,
          revive=revive or [], wait=wait, interval=interval, tensorboard_url=tensorboard_url)
 
@@ -194,9 +216,12 @@ def destroy(
     context: ContextOpt = None,
     namespace: NamespaceOpt = None,
     state_dir: StateDirOpt = None,
+    timeout: TimeoutOpt = None,
+    lock_timeout: LockTimeoutOpt = "0s",
 ) -> None:
     """Remove every object of the sweep (its TFJobs and TensorBoard), after a plan and a yes."""
-    _run(output, "destroy", spec_path=spec, access=_access(backend, context, namespace, state_dir),
+    _run(output, "destroy", spec_path=spec, access=_access(backend, context, namespace, state_dir, timeout,
+                                                           lock_timeout),
          auto_approve=auto_approve)
 
 
@@ -231,9 +256,11 @@ def status(
     context: ContextOpt = None,
     namespace: NamespaceOpt = None,
     state_dir: StateDirOpt = None,
+    timeout: TimeoutOpt = None,
 ) -> None:
     """Every trial with its hyperparameters, state, step and metric, ranked; the best K marked."""
-    _run(output, "status", spec_path=spec, sweep=sweep, access=_access(backend, context, namespace, state_dir),
+    _run(output, "status", spec_path=spec, sweep=sweep,
+         access=_access(backend, context, namespace, state_dir, timeout),
          keep=keep, strategy=strategy.value if strategy else None, tensorboard_url=tensorboard_url, watch=watch,
          interval=interval)
 
@@ -259,9 +286,12 @@ def prune(
     context: ContextOpt = None,
     namespace: NamespaceOpt = None,
     state_dir: StateDirOpt = None,
+    timeout: TimeoutOpt = None,
+    lock_timeout: LockTimeoutOpt = "0s",
 ) -> None:
     """Keep the best K trials by the objective and delete the others, running ones included; they stay pruned."""
-    _run(output, "prune", spec_path=spec, sweep=sweep, access=_access(backend, context, namespace, state_dir),
+    _run(output, "prune", spec_path=spec, sweep=sweep,
+         access=_access(backend, context, namespace, state_dir, timeout, lock_timeout),
          keep=keep, rule=rule.value if rule else None, strategy=strategy.value if strategy else None, include_unscored=include_unscored,
          auto_approve=auto_approve, dry_run=dry_run, tensorboard_url=tensorboard_url)
 
@@ -297,6 +327,22 @@ def runtime(
 ) -> None:
     """Print sweepctl's ClusterTrainingRuntime for TrainJob trials (Kubeflow Trainer v2), or --apply it."""
     _run(output, "runtime", spec_path=spec, apply=apply, context=context)
+
+
+@app.command()
+def unlock(
+    sweep: Annotated[str, typer.Argument(metavar="SWEEP", help="The sweep whose lock to break.", show_default=False)],
+    lock_id: Annotated[str, typer.Argument(metavar="ID", help="The lock's id, as the refusal printed it.",
+                                           show_default=False)],
+    backend: BackendOpt = None,
+    context: ContextOpt = None,
+    namespace: NamespaceOpt = None,
+    state_dir: StateDirOpt = None,
+    timeout: TimeoutOpt = None,
+) -> None:
+    """Break a sweep's lock left by a command that is gone (only the lock with this id)."""
+    _run(Output.text, "unlock", sweep=sweep, lock_id=lock_id,
+         access=_access(backend, context, namespace, state_dir, timeout))
 
 
 @app.command()

@@ -16,14 +16,16 @@ __all__ = ["open_backend"]
 
 
 def open_backend(name: str, *, context: str | None = None, namespace: str | None = None,
-                 state_dir: Path | None = None, spec: Spec | None = None) -> Backend:
-    """The named backend; Kubernetes is configured like kubectl, the local one from the spec (if any)."""
+                 state_dir: Path | None = None, spec: Spec | None = None, timeout: float | None = None) -> Backend:
+    """The named backend; Kubernetes is configured like kubectl, the local one from the spec (if any).
+
+    `timeout` is the command's deadline for the API server (--timeout; None: the default)."""
     from sweepctl.core.diagnostics import SweepctlError
 
     if name == "kubernetes":
         from sweepctl.backends.kubernetes import Cluster, KubernetesBackend
 
-        return KubernetesBackend(cluster=Cluster(context=context), namespace=namespace,
+        return KubernetesBackend(cluster=Cluster(context=context, timeout=timeout), namespace=namespace,
                                  kind=spec.kind if spec is not None else None)
     if name == "local":
         from sweepctl.backends.local import LocalBackend

@@ -9,6 +9,7 @@ backend it holds.
 from __future__ import annotations
 
 from collections.abc import Collection, Mapping, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
@@ -18,6 +19,7 @@ from sweepctl.core.spec import Scalar, Spec
 from sweepctl.core.trials import Trial
 
 if TYPE_CHECKING:
+    from sweepctl.backends.locking import Holder
     from sweepctl.metrics.events import RunData
 
 __all__ = ["Backend", "ApplyResult", "Progress", "RunningTrial"]
@@ -113,6 +115,17 @@ class Backend(Protocol):
 
     def sweeps(self) -> list[str]:
         """The names of the sweeps this backend holds, for errors that must list them."""
+        ...
+
+    def lock(self, sweep: str, *, command: str, timeout: float) -> AbstractContextManager[Holder]:
+        """Hold the sweep's lock (the commands that write: apply, prune, destroy), waiting up to `timeout` s.
+
+        Another holder past the timeout is a LockHeld error that names it.
+        """
+        ...
+
+    def unlock(self, sweep: str, lock_id: str) -> Holder | None:
+        """Break the sweep's lock held under `lock_id`; refused for any other id."""
         ...
 
     def apply(self, plan: Plan, *, progress: Progress) -> ApplyResult:

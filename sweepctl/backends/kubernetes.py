@@ -17,13 +17,16 @@ import threading
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import orjson
 
 from sweepctl.backends.base import ApplyResult, Progress
+from sweepctl.backends.retry import RETRIED_STATUSES, Retrying, Transient
 from sweepctl.core.diagnostics import SweepctlError
+from sweepctl.core.durations import say_seconds
 from sweepctl.core.manifests import (
     MANAGED_BY,
     PARAMS,
@@ -49,6 +52,8 @@ _TABLE = "application/json;as=Table;g=meta.k8s.io;v=v1"
 FIELD_MANAGER = "sweepctl"
 # Field managers whose spec fields are sweepctl's own: its name, and the Python
 # client's default, which objects created by earlier versions carry.
+# The lock id of the command that created a trial: tells its own lost create from another's.
+CREATED_BY = "sweepctl.dev/created-by"
 _OWN_MANAGERS = frozenset({FIELD_MANAGER, "OpenAPI-Generator"})
 _IN_CLUSTER_NAMESPACE = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
 
@@ -88,12 +93,46 @@ def _pruned_index(sweep: str, name: str) -> int | None:
 
 
 class ApiError(SweepctlError):
-    """An API request failed; `status` is the HTTP status (0: no answer)."""
+    """An API request failed; `status` is the HTTP status (0: no answer).
 
-    def __init__(self, message: str, *, status: int, reason: str = "", hint: str | None = None):
+    `cause` says why in words, without the request (what many failed requests
+    share: "connection refused", "throttled by the API server").
+    """
+
+    def __init__(self, message: str, *, status: int, reason: str = "", hint: str | None = None,
+                 cause: str | None = None):
         super().__init__(message, hint=hint)
         self.status = status
         self.reason = reason
+        self.cause = cause or message
+
+
+class _RecordConflict(Exception):
+    """A pruned-record ConfigMap changed since it was read: read and merge again."""
+
+
+def _no_answer(text: str, timeout: float) -> Exception:
+    """Words for a request that got no HTTP answer: Transient unless sending again cannot help."""
+    low = text.lower()
+    if "certificate" in low or "wrong version number" in low:  # TLS that will not work on a retry either
+        return ApiError(f"cannot talk to the Kubernetes API over TLS: {text.splitlines()[-1]}", status=0,
+                        cause="TLS failed", hint="check the kubeconfig's server and certificate authority")
+    if "refused" in low:
+        return Transient(cause="connection refused", label="connection refused")
+    if "timed out" in low or "timeout" in low:
+        seconds = say_seconds(timeout)
+        return Transient(cause=f"timed out after {seconds}", label=f"no answer in {seconds}")
+    if "name or service not known" in low or "nodename nor servname" in low or "resolution" in low:
+        return Transient(cause="the server's name does not resolve", label="name does not resolve")
+    return Transient(cause="connection closed before an answer", label="connection closed")
+
+
+def _retry_after(value: str | None) -> float | None:
+    """Retry-After in seconds (kube-apiserver sends whole seconds)."""
+    try:
+        return float(value) if value is not None else None
+    except ValueError:
+        return None
 
 
 def tfjob_state(status: dict[str, Any] | None) -> str:
@@ -136,10 +175,11 @@ class Cluster:
     in-cluster service account. `requests` counts API calls, for benchmarks.
     """
 
-    def __init__(self, *, context: str | None = None, workers: int = 16) -> None:
+    def __init__(self, *, context: str | None = None, workers: int = 16, timeout: float | None = None) -> None:
         from kubernetes import client, config  # heavy: only when the cluster is used
 
         cfg = client.Configuration()
+        cfg.retries = False  # sweepctl retries itself, every verb alike (backends/retry.py)
         self.context_namespace: str | None = None
         # Read KUBECONFIG now: the client reads it once, when first imported.
         files = os.environ.get("KUBECONFIG") or os.path.expanduser("~/.kube/config")
@@ -162,7 +202,8 @@ class Cluster:
         self._api = client.ApiClient(cfg)
         self._exception = client.exceptions.ApiException
         self._lock = threading.Lock()
-        self.requests = 0
+        self.requests = 0  # sent, retries included
+        self.retrying = Retrying(timeout=timeout)
 
     def request(self, method: str, path: str, *, query: list[tuple[str, Any]] | None = None,
                 body: Any = None, content_type: str = "application/json",
@@ -176,30 +217,53 @@ class Cluster:
                       accept: str = "application/json", form: list[tuple[str, str]] | None = None) -> bytes:
         """One API call; returns the raw body (e.g. an image through a service proxy) or raises ApiError.
 
-        `form` is sent URL-encoded instead of a body (a form POST through a service proxy)."""
+        `form` is sent URL-encoded instead of a body (a form POST through a service proxy).
+        Sent again while it fails transiently (backends/retry.py), within the command's --timeout."""
+        if form is not None:
+            content_type = "application/x-www-form-urlencoded"
+        headers = {"Accept": accept, "Content-Type": content_type}
+        method, url, headers, _, _ = self._api.param_serialize(
+            method, path, query_params=query or [], header_params=headers, auth_settings=["BearerToken"]
+        )
+
+        def send(timeout: float) -> bytes:
+            return self._send(method, path, url, headers, body, form, timeout)
+
+        def give_up(failure: Transient, after: float) -> Exception:
+            if failure.final is not None:
+                return failure.final
+            return ApiError(f"{method} {path}: no answer from the Kubernetes API at {self.server}: {failure.cause}"
+                            + (f" (gave up after {say_seconds(after)}, --timeout)" if after else ""),
+                            status=0, cause=failure.cause,
+                            hint="check KUBECONFIG and --context, and that the cluster is running; "
+                            "--timeout waits longer")
+
+        return self.retrying.call(send, on_give_up=give_up)
+
+    def _send(self, method: str, path: str, url: str, headers: dict[str, str], body: Any,
+              form: list[tuple[str, str]] | None, timeout: float) -> bytes:
+        """One attempt: the body, an ApiError, or Transient (worth sending again)."""
         import urllib3
 
         with self._lock:
             self.requests += 1
-        if form is not None:
-            content_type = "application/x-www-form-urlencoded"
-        headers = {"Accept": accept, "Content-Type": content_type}
         try:
-            method, url, headers, _, _ = self._api.param_serialize(
-                method, path, query_params=query or [], header_params=headers, auth_settings=["BearerToken"]
-            )
             resp = self._api.call_api(method, url, header_params=headers, body=body, post_params=form,
-                                      _request_timeout=60)
+                                      _request_timeout=(min(5.0, timeout), timeout))
             data = resp.read()
-        except self._exception as err:
-            raise self._error(err.status or 0, err.reason, err.body, method, path) from None
+        except self._exception as err:  # no HTTP answer (TLS), or the client refused to send
+            if err.status:
+                raise self._error(err.status, err.reason, err.body, method, path) from None
+            raise _no_answer(str(err.reason or ""), timeout) from None
         except urllib3.exceptions.HTTPError as err:
-            raise ApiError(
-                f"cannot reach the Kubernetes API at {self.server}: {err.__class__.__name__}",
-                status=0, hint="check KUBECONFIG and --context, and that the cluster is running",
-            ) from None
+            raise _no_answer(f"{err.__class__.__name__} {err}", timeout) from None
         if resp.status >= 400:
-            raise self._error(resp.status, resp.reason, data, method, path)
+            error = self._error(resp.status, resp.reason, data, method, path)
+            if resp.status in RETRIED_STATUSES:
+                retry_after = _retry_after(resp.getheader("Retry-After"))
+                raise Transient(cause=error.cause, label=str(resp.status), final=error,
+                                retry_after=retry_after if retry_after is not None or resp.status != 429 else 1.0)
+            raise error
         return bytes(data or b"")
 
     def _error(self, status: int, reason: str | None, body: bytes | str | None, method: str, path: str) -> ApiError:
@@ -216,7 +280,8 @@ class Cluster:
             # A missing kind (not a missing object) answers 404 with this message.
             404: _missing_kind_hint(path) if missing_kind else None,
         }.get(status)
-        return ApiError(f"{method} {path}: {status} {message}", status=status, reason=reason, hint=hint)
+        cause = "throttled by the API server" if status == 429 else f"{status} {message}"
+        return ApiError(f"{method} {path}: {status} {message}", status=status, reason=reason, hint=hint, cause=cause)
 
     def list(self, kind: str, namespace: str, selector: str, *, metadata_only: bool = False) -> Iterator[dict[str, Any]]:
         """Every object of a kind matching the selector, PAGE_SIZE per request.
@@ -328,6 +393,7 @@ class KubernetesBackend:
         self.workers = workers
         self.kind = kind
         self.notes: tuple[str, ...] = ()
+        self.command_id = ""  # the lock id of the command that writes, once it holds the lock
 
     @property
     def namespace(self) -> str:
@@ -481,6 +547,24 @@ class KubernetesBackend:
             names |= {(i.get("metadata") or {}).get("labels", {}).get(SWEEP, "") for i in items}
         return sorted(names - {""})
 
+    # -- the sweep's lock (backends/lease.py) ----------------------------------------------
+
+    @contextmanager
+    def lock(self, sweep: str, *, command: str, timeout: float) -> Iterator[Any]:
+        from sweepctl.backends.lease import LEASE_SECONDS, SweepLease
+        from sweepctl.backends.locking import holding, new_holder
+
+        holder = new_holder(command)
+        self.command_id = holder.id
+        with holding(SweepLease(self.cluster, self._namespace, sweep), holder, timeout=timeout, sweep=sweep,
+                     expires=f" within {LEASE_SECONDS} s") as held:
+            yield held
+
+    def unlock(self, sweep: str, lock_id: str) -> Any:
+        from sweepctl.backends.lease import SweepLease
+
+        return SweepLease(self.cluster, self._namespace, sweep).unlock(lock_id)
+
     # -- rendering and metrics (the Backend protocol's per-backend parts) -----------------
 
     def desired(self, spec: Any, trial: Any) -> dict[str, Any]:
@@ -541,11 +625,12 @@ class KubernetesBackend:
 
         def run(change: Change) -> None:
             error: str | None = None
+            created = 0
             try:
                 if change.action is Action.DELETE:
                     self._delete(change)
                 elif change.action is Action.CREATE:
-                    self._create(change, sweep=plan.sweep)
+                    created = self._create(change, sweep=plan.sweep)
                 elif change.action is Action.REPLACE:
                     self._delete(change)
                     self._wait_gone(change)
@@ -553,13 +638,14 @@ class KubernetesBackend:
                 elif change.action is Action.UPDATE:
                     self._update(change)
             except ApiError as err:
-                error = str(err) + (f" ({err.diagnostics[0].hint})" if err.diagnostics[0].hint else "")
+                # The cause in words, without the request: many trials failing for one cause share it.
+                error = err.cause + (f" ({err.diagnostics[0].hint})" if err.diagnostics[0].hint else "")
             with lock:
                 if error:
                     result.errors[change.name] = error
                 elif change.kind in TRIAL_PATHS:
                     if change.action is Action.CREATE:
-                        result.added += 1
+                        result.added += created
                     elif change.action is Action.REPLACE:
                         result.changed += 1
                     elif change.action is Action.DELETE:
@@ -580,13 +666,62 @@ class KubernetesBackend:
             [c for c in support if c.action in (Action.CREATE, Action.UPDATE)],
         ]
         with ThreadPoolExecutor(max_workers=self.workers) as pool:
-            for phase in phases:
+            for i, phase in enumerate(phases):
                 list(pool.map(run, phase))
+                if i == 0 and plan.destroy:
+                    self._wait_deleted(plan.sweep, [c for c in phase if c.name not in result.errors], result)
         if plan.destroy and not result.errors:
             self._delete_pruned_record(plan.sweep)
         return result
 
+    def _wait_deleted(self, sweep: str, deleted: list[Change], result: ApplyResult) -> None:
+        """Wait, within --timeout, until deleted objects are gone; those a finalizer keeps are errors.
+
+        A delete only marks an object with a finalizer; destroy is complete once
+        nothing of the sweep is left, so it says what it waits for and fails
+        with it rather than claiming success.
+        """
+        said = False
+        deadline = time.monotonic() + (self.cluster.retrying.timeout or float("inf"))
+        while True:
+            left = {}
+            for kind in {c.live_kind or c.kind for c in deleted}:
+                wanted = {c.name: c.uid for c in deleted if (c.live_kind or c.kind) == kind}
+                for item in self.cluster.list(kind, self._namespace, sweep_selector(sweep), metadata_only=True):
+                    meta = item.get("metadata") or {}
+                    if meta.get("name") in wanted and meta.get("uid") == wanted[meta["name"]]:
+                        left[meta["name"]] = tuple(meta.get("finalizers") or ())
+            if not left:
+                return
+            holds = sorted({f for fs in left.values() for f in fs}) or ["(none: being deleted)"]
+            why = f"waiting for finalizer {', '.join(holds)} on {len(left)} objects"
+            if not said:
+                self.cluster.retrying.notify(why)
+                said = True
+            if time.monotonic() >= deadline:
+                for name in left:
+                    result.errors[name] = (f"still exists after {say_seconds(self.cluster.retrying.timeout)} "
+                                           f"(--timeout): held by finalizer {', '.join(left[name]) or '(none)'}")
+                    result.destroyed -= 1 if any(c.name == name and c.kind in TRIAL_PATHS for c in deleted) else 0
+                return
+            time.sleep(max(0.0, min(1.0, deadline - time.monotonic())))
+
     def _record_pruned(self, sweep: str, records: dict[str, Any]) -> None:
+        """Merge records into the sweep's ConfigMaps, read again and merged again on a conflict (5 tries).
+
+        A conflict is another prune's write, or this one's whose answer was
+        lost: merging is idempotent, so doing it again on what is there is right.
+        """
+        for attempt in range(5):
+            try:
+                return self._merge_records(sweep, records)
+            except _RecordConflict:
+                if attempt == 4:
+                    raise ApiError(f"the pruned-trial records of sweep {sweep} kept changing while they were "
+                                   "written", status=409, hint="run the command again") from None
+                time.sleep(0.01 * 2**attempt)
+
+    def _merge_records(self, sweep: str, records: dict[str, Any]) -> None:
         """Merge records into the sweep's ConfigMaps (None removes one), adding ConfigMaps as they fill.
 
         A record already kept is changed where it is; new ones fill the
@@ -617,9 +752,14 @@ class KubernetesBackend:
             name = pruned_configmap_name(sweep, index)
             if index in maps:
                 version = maps[index]["metadata"]["resourceVersion"]
-                self.cluster.request("PATCH", self.cluster.path("ConfigMap", self._namespace, name),
-                                     body={"metadata": {"resourceVersion": version}, "data": data},
-                                     content_type="application/merge-patch+json")
+                try:
+                    self.cluster.request("PATCH", self.cluster.path("ConfigMap", self._namespace, name),
+                                         body={"metadata": {"resourceVersion": version}, "data": data},
+                                         content_type="application/merge-patch+json")
+                except ApiError as err:
+                    if err.status == 409:
+                        raise _RecordConflict() from None
+                    raise
                 continue
             body = {
                 "apiVersion": "v1",
@@ -634,6 +774,8 @@ class KubernetesBackend:
             except ApiError as err:
                 if err.status != 409:
                     raise
+                if _pruned_index(sweep, name) in self._pruned_configmaps(sweep):
+                    raise _RecordConflict() from None  # ours: made by a create whose answer was lost
                 raise ApiError(
                     f"ConfigMap {self._namespace}/{name} exists and does not belong to sweep {sweep}; "
                     "sweepctl never changes it",
@@ -651,18 +793,32 @@ class KubernetesBackend:
                 if err.status not in (404, 409):
                     raise
 
-    def _create(self, change: Change, *, sweep: str) -> None:
+    def _create(self, change: Change, *, sweep: str) -> int:
+        """Create the object: 1 if this command created it, 0 if it was there already (as this sweep's).
+
+        The object carries this command's id (CREATED_BY), so a create whose
+        answer was lost, sent again and answered 409, is told apart from an
+        object another command made: only its own counts as added.
+        """
         assert change.manifest is not None
+        meta = change.manifest["metadata"]
+        body = {**change.manifest, "metadata": {**meta, "annotations": {**meta.get("annotations", {}),
+                                                                         CREATED_BY: self.command_id}}} \
+            if self.command_id else change.manifest
         try:
-            self.cluster.request("POST", self.cluster.path(change.kind, self._namespace), body=change.manifest,
+            self.cluster.request("POST", self.cluster.path(change.kind, self._namespace), body=body,
                                  query=[("fieldManager", FIELD_MANAGER)])
         except ApiError as err:
             if err.status != 409:
                 raise
-            self._check_existing(change, sweep=sweep)
+            existing = self._check_existing(change, sweep=sweep)
+            mine = bool(self.command_id) and \
+                ((existing.get("metadata") or {}).get("annotations") or {}).get(CREATED_BY) == self.command_id
+            return 1 if mine else 0
+        return 1
 
-    def _check_existing(self, change: Change, *, sweep: str) -> None:
-        """A name collision is success only for this sweep's object with the same template."""
+    def _check_existing(self, change: Change, *, sweep: str) -> dict[str, Any]:
+        """A name collision is success only for this sweep's object with the same template; returns it."""
         assert change.manifest is not None
         existing = self.cluster.request("GET", self.cluster.path(change.kind, self._namespace, change.name))
         meta = existing.get("metadata") or {}
@@ -679,6 +835,7 @@ class KubernetesBackend:
                 f"{change.kind} {change.name} already exists with another template",
                 status=409, hint=f"run `sweepctl plan` to see the drift; --replace {change.name} recreates it",
             )
+        return existing
 
     def _delete(self, change: Change) -> None:
         """Delete the live object (of `live_kind` when a trial changes kind), by the uid the plan saw."""

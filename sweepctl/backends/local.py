@@ -88,6 +88,7 @@ class LocalBackend:
         # One for all of this command's applies (`apply --wait` runs many): TensorFlow is imported once.
         self.forks = processes.ForkServer()
         weakref.finalize(self, self.forks.close)
+        self._sweep_lock: Any = None  # the sweep's lock while this command holds it (lock)
 
     @property
     def namespace(self) -> str:
@@ -187,6 +188,28 @@ class LocalBackend:
                 return
             yield True  # closing the file releases it
 
+    @contextmanager
+    def lock(self, sweep: str, *, command: str, timeout: float) -> Iterator[Any]:
+        """The sweep's lock (sweep.lock), until the command's writes are done.
+
+        An apply that trains lets go of it once its trials are recorded: while
+        trainers run, only the apply lock (one trainer per trial) holds, and
+        prune and destroy may stop trials beside it.
+        """
+        from sweepctl.backends.locking import FileLock, holding, new_holder
+
+        self._sweep_lock = FileLock(workspace.sweep_dir(self.state_dir, sweep) / "sweep.lock", sweep)
+        try:
+            with holding(self._sweep_lock, new_holder(command), timeout=timeout, sweep=sweep) as held:
+                yield held
+        finally:
+            self._sweep_lock = None
+
+    def unlock(self, sweep: str, lock_id: str) -> Any:
+        from sweepctl.backends.locking import FileLock
+
+        return FileLock(workspace.sweep_dir(self.state_dir, sweep) / "sweep.lock", sweep).unlock(lock_id)
+
     def _ended(self, sweep: str, name: str) -> tuple[str, int | None]:
         """How a trial whose process is gone ended: its exit-code file, or Interrupted without one."""
         try:
@@ -245,6 +268,8 @@ class LocalBackend:
             adopted = self._adopt(plan.sweep)
             self._delete(plan, progress, result)
             queue = self._queue(plan, skip=result.errors)
+            if self._sweep_lock is not None:
+                self._sweep_lock.release()  # recorded: prune and destroy may act beside the trainers
             _Run(self, plan, progress, result, queue, adopted).run()
             return result
 

@@ -11,6 +11,7 @@ from sweepctl.backends.base import Backend
 from sweepctl.commands.common import Access, backend_for, check_fresh, command_line, make_plan, read_spec, spec_of
 from sweepctl.core.diagnostics import SweepctlError
 from sweepctl.core.plan import Plan
+from sweepctl.core.spec import Spec
 from sweepctl.views import View
 from sweepctl.workspace import DEFAULT_PLAN, is_saved_plan, last_sweep, read_plan, remember_sweep
 
@@ -43,12 +44,21 @@ def run(view: View, *, target: Path | None, access: Access, auto_approve: bool, 
         plan = read_plan(path)
         spec = spec_of(plan)
         backend = backend_for(spec, with_fields(access, backend=plan.backend))
-        check_fresh(plan, backend, tensorboard_url=tensorboard_url)
-        # What was missing when the plan was made may be there now, or the other way round.
-        plan = with_fields(plan, requires=tuple(backend.requirements(spec)))
-        return execute(view, plan, backend, access)
+        with backend.lock(plan.sweep, command="apply", timeout=access.lock_timeout):
+            check_fresh(plan, backend, tensorboard_url=tensorboard_url)
+            # What was missing when the plan was made may be there now, or the other way round.
+            plan = with_fields(plan, requires=tuple(backend.requirements(spec)))
+            return execute(view, plan, backend, access)
     spec = read_spec(path, max_trials=max_trials)
     backend = backend_for(spec, access)
+    with backend.lock(spec.name, command="apply", timeout=access.lock_timeout):  # planned and applied under it
+        return _plan_and_apply(view, spec, backend, access, auto_approve=auto_approve, replace=replace,
+                               replace_drifted=replace_drifted, revive=revive, tensorboard_url=tensorboard_url)
+
+
+def _plan_and_apply(view: View, spec: Spec, backend: Backend, access: Access, *, auto_approve: bool,
+                    replace: list[str], replace_drifted: bool, revive: Sequence[str],
+                    tensorboard_url: str | None) -> int:
     plan = make_plan(spec, backend, replace=replace, replace_drifted=replace_drifted, revive=revive,
                      tensorboard_url=tensorboard_url)
     view.plan(plan)

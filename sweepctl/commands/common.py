@@ -46,6 +46,10 @@ class Access:
     context: str | None = None
     namespace: str | None = None
     state_dir: Path | None = None
+    # Seconds: the command's overall deadline for the API server (--timeout; None: the default),
+    # and how long a command that writes waits for another's lock of the sweep (--lock-timeout).
+    timeout: float | None = None
+    lock_timeout: float = 0.0
 
     def flags(self) -> list[str]:
         """The flags that reach the same backend again, for commands sweepctl suggests."""
@@ -75,7 +79,8 @@ def read_spec(path: Path, *, max_trials: int = DEFAULT_MAX_TRIALS) -> Spec:
 def backend_for(spec: Spec, access: Access) -> Backend:
     """The spec's backend, unless a flag names another."""
     return open_backend(access.backend or spec.backend, context=access.context,
-                        namespace=access.namespace or spec.namespace, state_dir=access.state_dir, spec=spec)
+                        namespace=access.namespace or spec.namespace, state_dir=access.state_dir, spec=spec,
+                        timeout=access.timeout)
 
 
 @contextmanager

@@ -55,6 +55,14 @@ def run(view: View, *, spec_path: Path, access: Access, auto_approve: bool, max_
         tensorboard_url: str | None = None) -> int:
     spec = read_spec(spec_path, max_trials=max_trials)
     backend = backend_for(spec, access)
+    # Held throughout on Kubernetes; a local apply lets go of it once its trials are recorded.
+    with backend.lock(spec.name, command="apply", timeout=access.lock_timeout):
+        return _run(view, spec, backend, access, auto_approve=auto_approve, interval=interval,
+                    tensorboard_url=tensorboard_url)
+
+
+def _run(view: View, spec: Spec, backend: Backend, access: Access, *, auto_approve: bool, interval: float,
+         tensorboard_url: str | None) -> int:
     plan = make_plan(spec, backend, tensorboard_url=tensorboard_url)
     view.plan(plan)
     plan.check_requirements()

@@ -34,6 +34,19 @@ def run(view: View, *, spec_path: Path | None, sweep: str | None, access: Access
                             hint="--keep best=3 keeps the 3 best trials; --rule median stops the trials that the "
                             "median rule stops (settings from the spec's earlyStopping)")
     target = find_sweep(spec_path, sweep, access)
+    if dry_run:  # only reads: no lock
+        return _prune(view, target, access, keep=keep, rule=rule, strategy=strategy,
+                      include_unscored=include_unscored, auto_approve=auto_approve, dry_run=dry_run,
+                      tensorboard_url=tensorboard_url)
+    with target.backend.lock(target.sweep, command="prune", timeout=access.lock_timeout):
+        return _prune(view, target, access, keep=keep, rule=rule, strategy=strategy,
+                      include_unscored=include_unscored, auto_approve=auto_approve, dry_run=dry_run,
+                      tensorboard_url=tensorboard_url)
+
+
+def _prune(view: View, target: SweepTarget, access: Access, *, keep: str | None, rule: str | None,
+           strategy: str | None, include_unscored: bool, auto_approve: bool, dry_run: bool,
+           tensorboard_url: str | None) -> int:
     backend = target.backend
     observed = backend.observe(target.sweep)
     require_sweep(target, observed)
@@ -48,18 +61,19 @@ def run(view: View, *, spec_path: Path | None, sweep: str | None, access: Access
                               tensorboard_url=tensorboard_url, observed=observed)
     selection = select_for_prune(status, include_unscored=include_unscored)
     view.prune_plan(selection, dry_run=dry_run)
-    if dry_run or not selection.delete:
+    unfinished = status.unfinished_prunes  # an earlier prune's deletes that never happened: finished now
+    if dry_run or not (selection.delete or unfinished):
         return 0
     at = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     plan = Plan(
         sweep=target.sweep, namespace=backend.namespace, backend=backend.name, target=backend.target,
         spec_digest=target.spec.digest if target.spec else "", fingerprint=fingerprint(observed),
         trials=tuple(Change(action=Action.DELETE, kind=t.kind, name=t.name, trial_id=t.trial_id, params=t.params,
-                            state=t.state, uid=t.uid) for t in selection.delete),
+                            state=t.state, uid=t.uid) for t in (*selection.delete, *unfinished)),
         spec_path=os.path.abspath(target.spec.source) if target.spec else None,
         prune={t.name: pruned_record(t, metric=target.metric, at=at) for t in selection.delete},
     )
-    if not auto_approve and not view.confirm(plan, f"Do you want to delete these {len(selection.delete)} trials?"):
+    if not auto_approve and not view.confirm(plan, f"Do you want to delete these {len(plan.trials)} trials?"):
         raise SweepctlError("Prune cancelled.", hint="nothing was changed")
     return execute(view, plan, backend, access)
 

@@ -62,10 +62,11 @@ def find_sweep(spec_path: Path | None, sweep: str | None, access: Access) -> Swe
         if spec is not None and spec.name != last.sweep:
             spec = None
         backend = open_backend(access.backend or last.backend, context=access.context,
-                               namespace=access.namespace or last.namespace, state_dir=access.state_dir, spec=spec)
+                               namespace=access.namespace or last.namespace, state_dir=access.state_dir, spec=spec,
+                               timeout=access.timeout)
         return SweepTarget(sweep=last.sweep, backend=backend, spec=spec)
     backend = open_backend(access.backend or "local", context=access.context, namespace=access.namespace,
-                           state_dir=access.state_dir)
+                           state_dir=access.state_dir, timeout=access.timeout)
     if sweep is not None:
         return SweepTarget(sweep=sweep, backend=backend, spec=None)
     candidates = backend.sweeps()

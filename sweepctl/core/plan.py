@@ -27,7 +27,7 @@ from sweepctl.core.manifests import (
 from sweepctl.core.spec import Scalar, flag_value
 from sweepctl.core.trials import Trial
 
-__all__ = ["RESUMABLE", "PRUNED", "Action", "LiveObject", "Observed", "Change", "Plan", "as_recorded", "compute_plan",
+__all__ = ["RESUMABLE", "PRUNED", "PRUNED_LIVE", "Action", "LiveObject", "Observed", "Change", "Plan", "as_recorded", "compute_plan",
            "fingerprint", "drift", "needs_spec", "with_specs"]
 
 
@@ -35,6 +35,9 @@ __all__ = ["RESUMABLE", "PRUNED", "Action", "LiveObject", "Observed", "Change", 
 # next apply runs them (again), as it would create a missing TFJob. A trial still
 # queued by a running apply is not: that apply will start it.
 RESUMABLE = frozenset({"Interrupted"})
+# A trial recorded as pruned whose object still exists (a prune interrupted between
+# its record and its deletes): a change, which plan shows and apply deletes.
+PRUNED_LIVE = "pruned, still running"
 # The state of a trial that `sweepctl prune` removed: plans never re-add it
 # until `apply --revive` brings it back.
 PRUNED = "pruned"
@@ -526,6 +529,9 @@ def compute_plan(
             manifest = desired_trials[trial.name]
             kind = manifest["kind"]
             live = live_trials.pop(trial.name, None)
+            if live is not None and trial.name in observed.pruned and trial.name not in revived:
+                live_trials[trial.name] = live  # pruned, but its delete never happened: deleted below
+                continue
             if live is None or live.state in RESUMABLE:
                 if live is None and trial.name in observed.pruned and trial.name not in revived:
                     # Pruned trials stay pruned until revived; listed so the plan says why.
@@ -563,7 +569,8 @@ def compute_plan(
     for live in live_trials.values():
         changes.append(
             Change(action=Action.DELETE, kind=live.kind, name=live.name, trial_id=live.labels.get(TRIAL),
-                   params=live.params, state=live.state, uid=live.uid)
+                   params=live.params, state=PRUNED_LIVE if live.name in observed.pruned else live.state,
+                   uid=live.uid)
         )
 
     support: list[Change] = []

@@ -18,6 +18,9 @@ from typing import Any, overload
 from sweepctl.core.diagnostics import SweepctlError
 from sweepctl.core.manifests import TRIAL
 from sweepctl.core.plan import PRUNED, LiveObject, Observed
+
+# How `status` shows a trial recorded as pruned whose object still exists.
+PRUNED_DELETING = "pruned, deleting"
 from sweepctl.core.spec import Scalar
 
 __all__ = [
@@ -137,7 +140,13 @@ class SweepStatus:
 
     @property
     def live(self) -> list[TrialStatus]:
-        return [t for t in self.trials if t.state != PRUNED]
+        """The trials that run or ran and are not pruned: what ranking and pruning choose from."""
+        return [t for t in self.trials if t.state not in (PRUNED, PRUNED_DELETING)]
+
+    @property
+    def unfinished_prunes(self) -> list[TrialStatus]:
+        """Trials recorded as pruned that still exist (an interrupted prune)."""
+        return [t for t in self.trials if t.state == PRUNED_DELETING]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -192,7 +201,7 @@ def build_status(*, sweep: str, backend: str, target: str, metric: str, goal: st
                  observed: Observed, series: Mapping[str, Series], notes: tuple[str, ...] = ()) -> SweepStatus:
     """Rank the live trials by `series` (trial name -> series of the objective); list pruned ones last."""
     rows = [(obj, _summarise(series.get(obj.name, Series(error="no logs")), goal=goal, strategy=strategy))
-            for obj in observed.objects if TRIAL in obj.labels]
+            for obj in observed.objects if TRIAL in obj.labels and obj.name not in observed.pruned]
     scored = sorted((r for r in rows if "metric" in r[1]), key=lambda r: _key(goal, r[1]["metric"], r[0].name))
     unscored = sorted((r for r in rows if "metric" not in r[1]), key=lambda r: r[0].name)
 
@@ -202,6 +211,10 @@ def build_status(*, sweep: str, backend: str, target: str, metric: str, goal: st
 
     ranked = [trial(obj, summary, rank) for rank, (obj, summary) in enumerate(scored, 1)]
     ranked += [trial(obj, summary) for obj, summary in unscored]
+    # Pruned, but the prune was interrupted before its delete: the next apply (or prune) deletes it.
+    ranked += [TrialStatus(name=obj.name, params=obj.params, state=PRUNED_DELETING, kind=obj.kind, uid=obj.uid,
+                           trial_id=obj.labels.get(TRIAL), note="recorded as pruned; `sweepctl apply` deletes it")
+               for obj in observed.objects if TRIAL in obj.labels and obj.name in observed.pruned]
     live = {t.name for t in ranked}
     pruned = [
         TrialStatus(name=name, params=rec.get("params") or {}, state=PRUNED, trial_id=rec.get("id"),

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 from collections import Counter
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
@@ -97,9 +97,7 @@ class _LiveProgress:
         self.counts = ""
 
     def done(self, change: Change, error: str | None) -> None:
-        if error:
-            self.console.print(Text(f"  error: {change.name}: {error}", style="red"))
-        self.bar.advance(self.task)
+        self.bar.advance(self.task)  # errors are printed at the end, one line per cause (applied)
 
     def running(self, trials: Sequence[RunningTrial], *, finished: int, queued: int) -> None:
         self.rows = trials
@@ -119,6 +117,25 @@ class _LiveProgress:
             params = " ".join(f"{k}={v}" for k, v in row.params.items())
             table.add_row(row.name, params, loss, f"{row.seconds:.0f}s")
         return Group(self.bar, table, Text(self.counts, style="dim"))
+
+
+def error_lines(errors: Mapping[str, str], *, examples: int = 3) -> list[str]:
+    """One line per cause, not per object: `12 trials: connection refused (a, b, c, ...)`, most frequent first.
+
+    Objects share a cause when their errors are the same but for their own names.
+    """
+    by_cause: dict[str, list[str]] = {}
+    for name, error in errors.items():
+        by_cause.setdefault(error.replace(name, "\0"), []).append(name)
+    lines = []
+    for cause, names in sorted(by_cause.items(), key=lambda item: (-len(item[1]), item[0])):
+        names.sort()
+        if len(names) == 1:
+            lines.append(f"{names[0]}: {cause.replace(chr(0), names[0])}")
+            continue
+        shown = ", ".join(names[:examples]) + (", ..." if len(names) > examples else "")
+        lines.append(f"{len(names)} objects: {cause.replace(chr(0), '<name>')} ({shown})")
+    return lines
 
 
 class HumanView:
@@ -222,8 +239,13 @@ class HumanView:
                 look_command: str | None = None) -> None:
         counts = f"Resources: {result.added} added, {result.changed} changed, {result.destroyed} destroyed."
         if result.errors:
-            self.err.print(f"\n[bold red]Apply incomplete:[/] {len(result.errors)} failed. {counts}\n"
-                           "Fix the errors above, then run `sweepctl plan` and apply again; what was done stays done.")
+            for line in error_lines(result.errors):
+                self.err.print(Text(f"  error: {line}", style="red"))
+            what = "Prune" if plan.prune else "Apply"
+            again = "run `sweepctl plan` and apply again" if not plan.prune else \
+                "run the prune again, or `sweepctl plan` and apply (it deletes what is recorded as pruned)"
+            self.err.print(f"\n[bold red]{what} incomplete:[/] {len(result.errors)} failed. {counts}\n"
+                           f"Fix the errors above, then {again}; what was done stays done.")
         else:
             self.out.print(f"\n[bold green]Apply complete![/] {counts}")
         if result.removed:

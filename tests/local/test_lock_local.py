@@ -1,0 +1,67 @@
+"""The local backend's sweep lock: one writer plans and writes at a time; it ends with its process."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+from local_helpers import SWEEPCTL, cli, spec_text, state, wait_for
+
+
+def _holder(cwd: Path, spec: Path) -> subprocess.Popen[str]:
+    """An apply waiting at its prompt: it holds the sweep's lock, as one left at the prompt does."""
+    return subprocess.Popen([*SWEEPCTL, "apply", str(spec)], cwd=cwd, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+
+
+def _lock_record(cwd: Path) -> str:
+    path = cwd / ".sweepctl" / "sweeps" / "tiny" / "sweep.lock"
+    return path.read_text() if path.exists() else ""
+
+
+def test_a_second_writer_is_refused_naming_the_holder_and_the_lock_ends_with_its_process(tmp_path: Path) -> None:
+    a = tmp_path / "a.yaml"
+    a.write_text(spec_text("  learningRate: [0.01, 0.02]\n"))
+    b = tmp_path / "b.yaml"
+    b.write_text(spec_text("  learningRate: [0.03]\n"))
+    holder = _holder(tmp_path, a)
+    try:
+        wait_for(lambda: '"pid"' in _lock_record(tmp_path), timeout=60)
+        for command in (("apply", b, "--auto-approve"), ("destroy", b, "--auto-approve"),
+                        ("prune", b, "--keep", "best=1", "--auto-approve")):
+            res = cli(tmp_path, *command)
+            assert res.returncode == 1, res.stdout + res.stderr
+            assert "sweep tiny is locked by `sweepctl apply" in res.stderr and f"pid {holder.pid}" in res.stderr
+            assert "nothing was changed" in res.stderr and "Traceback" not in res.stderr
+        assert state(tmp_path)["trials"] == {}
+        assert cli(tmp_path, "plan", b).returncode == 0  # reading takes no lock
+
+        started = time.monotonic()
+        holder.send_signal(signal.SIGTERM)  # as a CI timeout would
+        holder.wait(timeout=30)
+        assert _lock_record(tmp_path) == ""  # let go on the way out
+        res = cli(tmp_path, "destroy", b, "--auto-approve", "--lock-timeout", "30s")
+        assert res.returncode == 0, res.stderr
+        assert time.monotonic() - started < 60
+    finally:
+        holder.kill()
+        holder.wait()
+
+
+def test_a_killed_holder_leaves_no_lock_and_a_waiting_writer_gets_it(tmp_path: Path) -> None:
+    spec = tmp_path / "a.yaml"
+    spec.write_text(spec_text("  learningRate: [0.01]\n"))
+    holder = _holder(tmp_path, spec)
+    wait_for(lambda: '"pid"' in _lock_record(tmp_path), timeout=60)
+    waiter = subprocess.Popen([*SWEEPCTL, "destroy", str(spec), "--auto-approve", "--lock-timeout", "1m"],
+                              cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    time.sleep(1)
+    assert waiter.poll() is None  # waiting for the lock
+    holder.kill()  # SIGKILL: the kernel drops its flock
+    holder.wait()
+    out, err = waiter.communicate(timeout=60)
+    assert waiter.returncode == 0, err
+    res = cli(tmp_path, "unlock", "tiny", "0123456789abcdef")
+    assert res.returncode == 1 and "sweep tiny is not locked" in res.stderr
