@@ -132,6 +132,9 @@ class SweepLease:
                     self._lease = self.cluster.request("POST", self.collection, body=self._body(holder, None))
                     return None
                 self._check_ours(lease)
+                if (lease.get("spec") or {}).get("holderIdentity") == holder.id:
+                    self._lease = lease  # taken by this command's own write, whose answer was lost
+                    return None
                 if not self.expired(lease):
                     return self.holder_of(lease) or Holder(id=lease["spec"]["holderIdentity"], user="?", host="?",
                                                            pid=0, command="?", since="?")
@@ -144,8 +147,8 @@ class SweepLease:
 
         def take_again() -> Holder | None:
             lease = self._get()
-            if lease is None:  # released meanwhile: try again
-                return take()
+            if lease is None or (lease.get("spec") or {}).get("holderIdentity") == holder.id:
+                return take()  # released meanwhile, or this command's own write: look again
             return self.holder_of(lease) or Holder(id="?", user="?", host="?", pid=0, command="?", since="?")
 
         wait_for(take, timeout=timeout, sweep=self.sweep,

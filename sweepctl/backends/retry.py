@@ -89,12 +89,13 @@ class Retrying:
         while True:
             with self._lock:
                 self.requests += 1
+            sent = self._clock()
             try:
                 answer = send(self.request_timeout())
             except Transient as failure:
-                with self._lock:
-                    if self._failing_since is None:
-                        self._failing_since = self._clock()
+                with self._lock:  # unanswered since this request was sent, or an earlier one
+                    if self._failing_since is None or sent < self._failing_since:
+                        self._failing_since = sent
                 wait = self._wait(failure, attempt)
                 attempt += 1
                 if wait > self.left():

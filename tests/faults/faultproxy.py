@@ -31,7 +31,7 @@ _HOP = {"connection", "keep-alive", "transfer-encoding", "content-length", "prox
 class Faults:
     """What the proxy does to the next requests; change it while it runs."""
 
-    throttle_one_in: int = 0  # answer 429 to one request in this many (seeded)
+    throttle_one_in: int = 0  # answer 429 to every n-th request received
     retry_after: tuple[int, int] = (1, 3)  # seconds, drawn per 429
     drop_after_forward: dict[str, int] = field(default_factory=dict)  # method -> how many answers to lose
     latency: float = 0.0
@@ -67,6 +67,7 @@ class FaultProxy(socketserver.ThreadingTCPServer):
         self.tls.load_cert_chain(str(cert), str(key))
         self.faults = Faults()
         self.rng = random.Random(0)
+        self.received = 0
         self.counts: Counter[str] = Counter()  # "received POST", "429 GET", "dropped POST", "forwarded GET" ...
         self.sleeps: list[float] = []  # Retry-After values sent
         self.lock = threading.Lock()
@@ -81,6 +82,7 @@ class FaultProxy(socketserver.ThreadingTCPServer):
         with self.lock:
             self.faults = Faults(**faults)  # type: ignore[arg-type]
             self.rng = random.Random(self.faults.seed)
+            self.received = 0
 
     def count(self, what: str) -> None:
         with self.lock:
@@ -127,7 +129,8 @@ class _Handler(BaseHTTPRequestHandler):
         proxy.count(f"received {self.command}")
         with proxy.lock:
             faults = proxy.faults
-            throttle = faults.throttle_one_in and proxy.rng.randrange(faults.throttle_one_in) == 0
+            proxy.received += 1
+            throttle = faults.throttle_one_in and proxy.received % faults.throttle_one_in == 0
             wait = proxy.rng.randint(*faults.retry_after)
             drop = faults.drop_after_forward.get(self.command, 0) > 0
             if drop:
