@@ -259,6 +259,8 @@ class Cluster:
             raise _no_answer(f"{err.__class__.__name__} {err}", timeout) from None
         if resp.status >= 400:
             error = self._error(resp.status, resp.reason, data, method, path)
+            if resp.status == 403 and self.retrying.just_restarted():
+                raise Transient(cause=error.cause, label="403 after a restart", final=error)
             if resp.status in RETRIED_STATUSES:
                 retry_after = _retry_after(resp.getheader("Retry-After"))
                 raise Transient(cause=error.cause, label=str(resp.status), final=error,

@@ -3,7 +3,8 @@
 - 429 (throttled, or `storage is (re)initializing` after a restart) waits what
   `Retry-After` asks, never less, on every verb, POST and PATCH included.
 - No answer (connection refused or reset, a request timed out) and 500, 503
-  and 504 are retried with capped exponential backoff and full jitter.
+  and 504 are retried with capped exponential backoff and jitter; so is a 403
+  within RESTART_SECONDS of no answer (a restarted server's RBAC warming up).
 - All of it under one deadline per command (`--timeout`): the command gives
   up once the API server has not answered (or only throttled) for that long.
   Each request has its own timeout (REQUEST_SECONDS), so nothing hangs.
@@ -33,6 +34,7 @@ T = TypeVar("T")
 DEFAULT_TIMEOUT = 300.0  # --timeout's default: 5 minutes, as Helm's
 REQUEST_SECONDS = 10.0  # one request, connection included
 RETRIED_STATUSES = frozenset({429, 500, 502, 503, 504})
+RESTART_SECONDS = 30.0  # after no answer, a 403 may be a restarted server's authorizer warming up
 _BACKOFF_FIRST = 0.25
 _BACKOFF_CAP = 4.0
 _RETRY_AFTER_CAP = 60.0
@@ -66,6 +68,7 @@ class Retrying:
         self._sleep = sleep
         self._rng = rng or random.Random()
         self._failing_since: float | None = None
+        self._last_unanswered: float | None = None  # when a request last got no answer at all
         self.notify = notify or (lambda line: print(line, file=sys.stderr, flush=True))
         self._said: set[str] = set()
         self._lock = threading.Lock()
@@ -96,6 +99,8 @@ class Retrying:
                 with self._lock:  # unanswered since this request was sent, or an earlier one
                     if self._failing_since is None or sent < self._failing_since:
                         self._failing_since = sent
+                    if failure.retry_after is None and not failure.label.isdigit():
+                        self._last_unanswered = self._clock()
                 wait = self._wait(failure, attempt)
                 attempt += 1
                 if wait > self.left():
@@ -107,6 +112,15 @@ class Retrying:
                 continue
             self._failing_since = None  # it answers: the next outage gets the whole --timeout again
             return answer
+
+    def just_restarted(self, within: float = RESTART_SECONDS) -> bool:
+        """Whether the API server gave no answer at all a moment ago (it went away, and may be starting again).
+
+        A kube-apiserver that has just started answers 403 until its authorizer
+        has read the RBAC rules; such a 403 is worth sending again.
+        """
+        last = self._last_unanswered
+        return last is not None and self._clock() - last < within
 
     def _wait(self, failure: Transient, attempt: int) -> float:
         if failure.retry_after is not None:

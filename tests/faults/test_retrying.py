@@ -75,3 +75,13 @@ def test_it_gives_up_after_the_timeout_without_answers_and_a_success_restarts_th
     assert r.call(failing(*[Transient(cause="c", label="c", retry_after=4)] * 2), on_give_up=give_up) == "ok"
     assert r.call(failing(*[Transient(cause="c", label="c", retry_after=4)] * 2), on_give_up=give_up) == "ok"
     assert r.left() == 10
+
+
+def test_a_403_is_retried_only_just_after_the_server_gave_no_answer() -> None:
+    clock, said = Clock(), []
+    r = retrying(300, clock, said)
+    assert not r.just_restarted()
+    r.call(failing(Transient(cause="connection refused", label="connection refused")), on_give_up=give_up)
+    assert r.just_restarted()
+    clock.now += 31
+    assert not r.just_restarted()
