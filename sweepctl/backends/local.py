@@ -46,6 +46,7 @@ import fcntl
 import json
 import os
 import re
+import select
 import signal
 import time
 import weakref
@@ -381,6 +382,17 @@ class _Trainer:
     started: float
     offset: int = 0
     loss: float | None = None
+    pidfd: int | None = None  # readable once the process ended: the run loop wakes at once, not at its next poll
+
+    def __post_init__(self) -> None:
+        with suppress(OSError, AttributeError):  # gone already, or no pidfd_open (not Linux 5.3+): polled
+            if processes.alive(self.process):  # checked right before: never a reused pid's
+                self.pidfd = os.pidfd_open(int(self.process["pid"]))
+
+    def close(self) -> None:
+        if self.pidfd is not None:
+            os.close(self.pidfd)
+            self.pidfd = None
 
 
 class _Run:
@@ -408,13 +420,14 @@ class _Run:
                     if processes.alive(trainer.process):
                         continue
                     del self.running[trainer.name]
+                    trainer.close()
                     self._finish(trainer)
                 for trainer in self.running.values():
                     _read_loss(self.backend.log_dir(self.sweep, trainer.name) / "stdout.log", trainer)
                 rows = [RunningTrial(name=t.name, params=t.params, loss=t.loss, seconds=time.monotonic() - t.started)
                         for t in self.running.values()]
                 self.progress.running(rows, finished=self.finished, queued=len(self.pending))
-                time.sleep(0.2)
+                _wait([t.pidfd for t in self.running.values() if t.pidfd is not None], 0.2)
         except BaseException:
             self._interrupt()
             raise
@@ -495,6 +508,8 @@ class _Run:
         """Ctrl-C (or any error): stop every trainer this apply watches, and record them Interrupted."""
         trainers = list(self.running.values())
         processes.stop((t.process for t in trainers), grace=5)
+        for t in trainers:
+            t.close()
         with self.backend._state(self.sweep) as state:
             for t in trainers:
                 rec = state["trials"].get(t.name)
@@ -502,6 +517,14 @@ class _Run:
                     rec["state"] = "Interrupted"
                     rec.pop("process", None)
                     rec.pop("owner", None)
+
+
+def _wait(pidfds: list[int], timeout: float) -> None:
+    """Sleep until one of these processes ends, or `timeout` seconds: a short trial's next one starts at once."""
+    if pidfds:
+        select.select(pidfds, [], [], timeout)
+    else:
+        time.sleep(timeout)
 
 
 def _read_loss(path: Path, trainer: _Trainer) -> None:
