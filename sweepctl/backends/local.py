@@ -427,7 +427,8 @@ class _Run:
                 rows = [RunningTrial(name=t.name, params=t.params, loss=t.loss, seconds=time.monotonic() - t.started)
                         for t in self.running.values()]
                 self.progress.running(rows, finished=self.finished, queued=len(self.pending))
-                _wait([t.pidfd for t in self.running.values() if t.pidfd is not None], 0.2)
+                if not (self.pending and len(self.running) < self.backend.parallelism):  # else: start the next now
+                    _wait([t.pidfd for t in self.running.values() if t.pidfd is not None], 0.2)
         except BaseException:
             self._interrupt()
             raise
