@@ -104,9 +104,11 @@ hyperParamValues:
   useBias: [true]
   optimizer: [SGD]
 """)
-    res = cli(tmp_path, "apply", spec, "--auto-approve")
+    assert cli(tmp_path, "plan", spec).returncode == 0
+    res = cli(tmp_path, "apply", "--auto-approve")  # the saved plan: it knows the spec's folder too
     assert res.returncode == 0, res.stdout + res.stderr
     (trial,) = state(tmp_path, "every")["trials"]
+    assert seen(tmp_path, trial, "every")["cwd"] == str(spec.parent.resolve())
     assert trial.startswith("every-lr0p1-")  # snake_case names make DNS-safe trial names too
     assert seen(tmp_path, trial, "every")["argv"] == ["--learning_rate=0.1", "--useBias=true", "--optimizer=SGD"]
 
