@@ -8,7 +8,7 @@ of its rendered spec, so that drift can be told from an unchanged object.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from typing import Any
 
 import orjson
@@ -26,6 +26,7 @@ __all__ = [
     "SHARDS",
     "shard_of",
     "PARAMS",
+    "COMMAND",
     "FAILURE",
     "TEMPLATE_HASH",
     "SWEEP_TEMPLATE_HASH",
@@ -61,6 +62,9 @@ COMPONENT = "app.kubernetes.io/component"
 SHARD = "sweepctl.dev/shard"
 PARAMS = "sweepctl.dev/params"
 TEMPLATE_HASH = "sweepctl.dev/template-hash"
+# A command sweep's trial: its command template (command, then args, unrendered, as JSON), so that a
+# trial's values can be put back into slots (trial_template) and trials share their difference.
+COMMAND = "sweepctl.dev/command"
 # A failed local trial's exit status and last output lines, as the local backend observes them for status.
 FAILURE = "sweepctl.dev/failure"
 # The hash of the TFJob's spec with its trial's own values (flags, log folder,
@@ -202,9 +206,10 @@ def _trial(spec: Spec, trial: Trial, kind: str, api_version: str, render: Any, n
     labels = _labels(spec, **{TRIAL: trial.id})
     body = render(spec, trial_id=trial.id, run=_run(spec, trial, log_dir(spec, trial)))
     params = orjson.dumps(dict(trial.params), option=orjson.OPT_SORT_KEYS).decode()
-    return _object(kind, api_version, trial.name, namespace,
-                   {**labels, SHARD: shard_of(trial)},
-                   {PARAMS: params, SWEEP_TEMPLATE_HASH: _sweep_template_hash(spec)}, body)
+    annotations = {PARAMS: params, SWEEP_TEMPLATE_HASH: _sweep_template_hash(spec)}
+    if spec.command:
+        annotations[COMMAND] = orjson.dumps([*spec.command, *spec.args]).decode()
+    return _object(kind, api_version, trial.name, namespace, {**labels, SHARD: shard_of(trial)}, annotations, body)
 
 
 def _run(spec: Spec, trial: Trial, folder: str) -> dict[str, Any]:
@@ -360,18 +365,28 @@ def _sweep_template_hash(spec: Spec) -> str:
     return _last_template[1]
 
 
-def trial_template(body: Mapping[str, Any], *, name: str, trial_id: str, flags: list[str]) -> dict[str, Any] | None:
+def trial_template(body: Mapping[str, Any], *, name: str, trial_id: str, flags: list[str],
+                   command: str | None = None, params: Mapping[str, Any] | None = None,
+                   unpassed: Collection[str] = ()) -> dict[str, Any] | None:
     """A trial's spec with its own values replaced by slots, as tfjob and trainjob render them.
 
     Every trial made from one spec gives the same template (its hash is the
     SWEEP_TEMPLATE_HASH annotation). None when the values are not where
-    tfjob puts them (someone edited the object), and for a user's command,
-    whose values sit inside its tokens: then it has no template, and each
-    such trial is diffed on its own.
+    tfjob puts them (someone edited the object): then it has no template.
+    A command sweep's trial (`command`: its COMMAND annotation) has its
+    rendered command replaced by that template, once it is checked to be the
+    template rendered with the trial's `params`, and its SWEEPCTL_ variables by slots.
     """
     tail = [*flags, "--log-dir"]
+    try:
+        template = _command_template(command)
+    except _NoTemplate:
+        return None
 
     def walk(node: Any) -> Any:
+        if isinstance(node, Mapping) and template is not None and "command" in node:
+            return {**{k: walk(v) for k, v in node.items() if k not in ("command", "env")},
+                    **_command_slots(node, template, name=name, params=params or {}, unpassed=unpassed)}
         if isinstance(node, Mapping):
             out = {}
             for key, value in node.items():
@@ -394,6 +409,43 @@ def trial_template(body: Mapping[str, Any], *, name: str, trial_id: str, flags: 
         return walk(body)
     except _NoTemplate:
         return None
+
+
+def _command_template(command: str | None) -> list[str] | None:
+    """The COMMAND annotation's template; None without one (a tf-paint trial) and raises _NoTemplate when it is not one."""
+    if command is None:
+        return None
+    try:
+        template = orjson.loads(command)
+    except orjson.JSONDecodeError:
+        raise _NoTemplate from None
+    if not isinstance(template, list) or not all(isinstance(t, str) for t in template):
+        raise _NoTemplate
+    return template
+
+
+def _command_slots(node: Mapping[str, Any], template: list[str], *, name: str, params: Mapping[str, Any],
+                   unpassed: Collection[str]) -> dict[str, Any]:
+    """A command container's (or trainer's) command and env, with the trial's own values in slots, as _run_slots has them."""
+    from sweepctl.core.command import ENV, render
+
+    env = node.get("env")
+    values = {e.get("name"): e.get("value") for e in env if isinstance(e, Mapping)} if isinstance(env, list) else {}
+    folder = values.get(ENV[0])
+    if not (isinstance(folder, str) and folder.endswith("/" + name) and values.get(ENV[1]) == name):
+        raise _NoTemplate
+    try:
+        rendered = render(template, params, log_dir=folder, unpassed=unpassed)
+    except (KeyError, TypeError):
+        raise _NoTemplate from None  # it names a hyperparameter this trial does not have
+    if node["command"] != rendered:
+        raise _NoTemplate
+    slot = {ENV[0]: folder[:-len(name)] + _NAME_SLOT, ENV[1]: _NAME_SLOT}
+    out: dict[str, Any] = {"command": list(template)}
+    if "env" in node:
+        out["env"] = [{**e, "value": slot[e["name"]]} if isinstance(e, Mapping) and e.get("name") in slot else e
+                      for e in env]  # type: ignore[union-attr]
+    return out
 
 
 def fill_slots(text: str, *, name: str, trial_id: str, flags: list[str]) -> str:

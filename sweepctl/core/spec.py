@@ -413,7 +413,7 @@ def _semantic_diagnostics(doc: _Document, filename: str, max_trials: int) -> Ite
     data = doc.data
     grid = data["hyperParamValues"]
     own = "command" in data  # the user's trainer: no kebab flags, nothing reserved (core/command.py)
-    if own:
+    if own and data["command"]:  # an empty one is the schema's error
         yield from _command_diagnostics(doc, filename)
     flags: dict[str, str] = {}
     for name, values in grid.items():

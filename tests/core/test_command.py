@@ -138,3 +138,63 @@ def test_snake_case_names_are_for_a_command_only() -> None:
     assert sorted(t.name.rsplit("-", 1)[0] for t in expand(own)) == ["s-lr0p01", "s-lr0p1"]  # DNS-safe
     ((line, column, message, hint),) = errors("name: s\nhyperParamValues: {learning_rate: [0.1, 0.01]}\n")
     assert (line, column) == (2, 20) and "must be camelCase" in message and "'learningRate'" in hint
+
+
+def _own(command: str = "[python, train.py, '--lr=${learningRate}', '--hl=${hiddenLayers}']", extra: str = ""):
+    lrs = ", ".join(f"0.{i + 1:03d}" for i in range(25))
+    return load_spec(f"name: s\nbackend: kubernetes\ncommand: {command}\n{extra}"
+                     f"hyperParamValues:\n  learningRate: [{lrs}]\n  hiddenLayers: [1, 2, 3, 4]\n")
+
+
+def test_a_command_sweeps_changed_image_fetches_one_object_and_every_trial_shows_the_change() -> None:
+    from test_shared_drift import plan_for
+
+    plan, server, each = plan_for(_own(), _own(extra="image: me/digits:2\n"))
+    assert len(server.fetched) == 1 and len(plan.drifted) == 100
+    for change in plan.drifted:
+        assert change.drift == each[change.name] == (
+            "spec.tfReplicaSpecs.Chief.template.spec.containers[0].image: "
+            "spec 'me/digits:2', cluster 'sweepctl/tf-paint:0.1.0'",)
+
+
+def test_a_changed_command_is_diffed_once_as_its_template() -> None:
+    from test_shared_drift import plan_for
+
+    plan, server, each = plan_for(_own(), _own("[python, train2.py, '--lr=${learningRate}', '--hl=${hiddenLayers}']"))
+    assert len(server.fetched) == 1 and len(plan.drifted) == 100
+    for change in plan.drifted:
+        assert change.drift == each[change.name] == (
+            "spec.tfReplicaSpecs.Chief.template.spec.containers[0].command[1]: spec 'train2.py', cluster 'train.py'",)
+    plan, server, _ = plan_for(_own(), _own("[python, train.py, '--learning_rate=${learningRate}', "
+                                            "'--hl=${hiddenLayers}']"))
+    assert len(server.fetched) == 1
+    assert {c.drift for c in plan.drifted} == {("spec.tfReplicaSpecs.Chief.template.spec.containers[0].command[2]: "
+                                               "spec '--learning_rate=${learningRate}', cluster '--lr=${learningRate}'",)}
+
+
+def test_a_command_object_whose_command_was_edited_is_diffed_on_its_own() -> None:
+    from test_shared_drift import plan_for
+
+    edited = expand(_own())[3].name
+
+    def set_command(body: dict) -> None:
+        body["tfReplicaSpecs"]["Chief"]["template"]["spec"]["containers"][0]["command"][2] = "--lr=9"
+
+    plan, server, each = plan_for(_own(), _own(extra="image: me/digits:2\n"), edit={edited: set_command})
+    assert edited in server.fetched and len(server.fetched) == 2
+    by_name = {c.name: c for c in plan.drifted}
+    assert by_name[edited].drift == each[edited] and len(each[edited]) == 2  # the image and its own command
+
+
+def test_every_trial_of_a_command_spec_has_the_same_template() -> None:
+    from sweepctl.core.manifests import COMMAND, trial_template
+
+    s = _own(extra="args: ['${args}', '--out=${logDir}/m']\n")
+    templates = set()
+    for t in expand(s):
+        for m in (tfjob(s, t, namespace="ns"), trainjob(s, t, namespace="ns")):
+            template = trial_template(m["spec"], name=t.name, trial_id=t.id, flags=t.flags(), params=t.params,
+                                      command=m["metadata"]["annotations"][COMMAND])
+            assert template is not None
+            templates.add(repr(template))
+    assert len(templates) == 2  # one per kind
