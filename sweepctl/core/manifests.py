@@ -430,7 +430,8 @@ def _command_slots(node: Mapping[str, Any], template: list[str], *, name: str, p
     from sweepctl.core.command import ENV, render
 
     env = node.get("env")
-    values = {e.get("name"): e.get("value") for e in env if isinstance(e, Mapping)} if isinstance(env, list) else {}
+    entries: list[Any] = env if isinstance(env, list) else []
+    values = {e.get("name"): e.get("value") for e in entries if isinstance(e, Mapping)}
     folder = values.get(ENV[0])
     if not (isinstance(folder, str) and folder.endswith("/" + name) and values.get(ENV[1]) == name):
         raise _NoTemplate
@@ -444,7 +445,7 @@ def _command_slots(node: Mapping[str, Any], template: list[str], *, name: str, p
     out: dict[str, Any] = {"command": list(template)}
     if "env" in node:
         out["env"] = [{**e, "value": slot[e["name"]]} if isinstance(e, Mapping) and e.get("name") in slot else e
-                      for e in env]  # type: ignore[union-attr]
+                      for e in entries]
     return out
 
 
