@@ -213,3 +213,36 @@ def _alive(pid: int) -> bool:
     except ProcessLookupError:
         return False
     return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+
+
+def test_tf_paint_trainers_get_the_sweepctl_environment_too(tmp_path: Path) -> None:
+    """The fork server's tf-paint path, speaking its protocol, with a stand-in `model` that records its environment.
+
+    A stand-in, not tf-paint: the real trainer does not say what environment it saw.
+    """
+    import subprocess
+
+    from sweepctl.backends import forkserver
+
+    model = tmp_path / "root" / "model"
+    model.mkdir(parents=True)
+    (model / "__init__.py").write_text("")
+    (model / "__main__.py").write_text("import json, os, sys\nopen(sys.argv[1], 'w').write(json.dumps("
+                                       "{k: v for k, v in os.environ.items() if k.startswith('SWEEPCTL_')}))\n")
+    server = subprocess.Popen([sys.executable, "-P", forkserver.__file__, str(model.parent)], stdin=subprocess.PIPE,
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        assert json.loads(server.stdout.readline()) == {"ready": True}
+        env = {"SWEEPCTL_LOG_DIR": str(tmp_path), "SWEEPCTL_TRIAL": "t-1", "SWEEPCTL_SWEEP": "t"}
+        server.stdin.write(json.dumps({"exit_file": str(tmp_path / "exit-code"), "log": str(tmp_path / "stdout.log"),
+                                       "args": [str(tmp_path / "env.json")], "env": env}) + "\n")
+        server.stdin.flush()
+        pid = json.loads(server.stdout.readline())["pid"]
+        server.stdin.write(json.dumps({"go": pid}) + "\n")
+        server.stdin.flush()
+        wait_for(lambda: (tmp_path / "exit-code").exists(), timeout=60)
+    finally:
+        server.stdin.close()
+        server.wait(timeout=30)
+    assert (tmp_path / "exit-code").read_text() == "0\n"
+    assert json.loads((tmp_path / "env.json").read_text()) == env
