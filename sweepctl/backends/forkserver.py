@@ -20,10 +20,12 @@ import, and registers a fork handler for it). Each trial is then two forks of it
 
 Protocol, one JSON document a line, on the server's stdin and stdout:
 
-    -> {"exit_file": PATH, "log": PATH, "args": [...]}   <- {"pid": PID}
+    -> {"exit_file": PATH, "log": PATH, "args": [...], "title": "SWEEP TRIAL"}   <- {"pid": PID}
     -> {"go": PID} | {"cancel": PID}
 
-The supervisor waits for "go" before it starts the trainer: the apply sends it once
+The supervisor and the trainer take the process titles `sweepctl-supervisor SWEEP TRIAL`
+and `sweepctl-trainer SWEEP TRIAL` (setproctitle), so that `ps`, `top` and `pkill -f`
+tell trials apart. The supervisor waits for "go" before it starts the trainer: the apply sends it once
 the supervisor's pid is recorded in state.json. A supervisor whose apply died before
 that never trains (the server exits when its stdin closes, and with it the only
 writer of the supervisor's go pipe), so no trial can run without a record, and none
@@ -31,6 +33,7 @@ twice. The server answers {"ready": true} once it has imported everything, or
 {"error": "..."} and exits.
 
 Standard library only at import, and nothing from sweepctl: it runs as a script.
+setproctitle, a dependency of sweepctl, is imported by main(), once, before any fork.
 """
 
 from __future__ import annotations
@@ -68,9 +71,20 @@ def _import_trainer(root: str) -> None:
     import_tensorflow()
 
 
-def _trainer(args: list[str]) -> None:
+def _title(title: str) -> None:
+    """Name this process in ps and /proc/PID/cmdline; left as it is without setproctitle."""
+    if _setproctitle is not None:
+        _setproctitle(title)
+
+
+_setproctitle = None  # setproctitle.setproctitle, once main() imported it
+
+
+def _trainer(args: list[str], title: str) -> None:
     """The trainer: `python -m model ARGS`, in this process; never returns."""
     import runpy
+
+    _title(f"sweepctl-trainer {title}")
 
     for signum in (signal.SIGTERM, signal.SIGHUP, signal.SIGCHLD):
         signal.signal(signum, signal.SIG_DFL)
@@ -98,9 +112,10 @@ def _trainer(args: list[str]) -> None:
     os._exit(code)
 
 
-def _supervisor(go: int, exit_file: str, log: str, args: list[str]) -> None:
+def _supervisor(go: int, exit_file: str, log: str, args: list[str], title: str) -> None:
     """The supervisor: wait for "go", run the trainer as a child, record how it ended; never returns."""
     os.setsid()
+    _title(f"sweepctl-supervisor {title}")
     signal.signal(signal.SIGCHLD, signal.SIG_DFL)  # this process waits for its own child
     out = os.open(log, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
     null = os.open(os.devnull, os.O_RDONLY)
@@ -115,7 +130,7 @@ def _supervisor(go: int, exit_file: str, log: str, args: list[str]) -> None:
     os.close(go)
     child = os.fork()
     if child == 0:
-        _trainer(args)
+        _trainer(args, title)
 
     def forward(signum: int, _frame: object) -> None:
         try:
@@ -173,7 +188,7 @@ def _serve(requests, replies: int) -> None:
             for other in waiting.values():  # else a sibling would keep another's pipe open
                 os.close(other)
             try:
-                _supervisor(read_end, request["exit_file"], request["log"], request["args"])
+                _supervisor(read_end, request["exit_file"], request["log"], request["args"], request.get("title", ""))
             except BaseException:  # noqa: BLE001
                 traceback.print_exc()  # into the trial's stdout.log once it is open
             os._exit(70)
@@ -183,7 +198,12 @@ def _serve(requests, replies: int) -> None:
 
 
 def main(argv: list[str]) -> int:
+    global _setproctitle
     (root,) = argv
+    try:
+        from setproctitle import setproctitle as _setproctitle
+    except ImportError:  # a trainer without a title still trains
+        pass
     signal.signal(signal.SIGCHLD, _reap)
     replies = os.dup(1)
     null = os.open(os.devnull, os.O_WRONLY)

@@ -407,7 +407,7 @@ class _Run:
                     return
                 logs.mkdir(parents=True, exist_ok=True)
                 args = [*rec["args"], "--log-dir", str(logs)]
-                pid = self.forks.start(args, logs=logs, exit_file=logs / EXIT_FILE)
+                pid = self.forks.start(args, logs=logs, exit_file=logs / EXIT_FILE, title=f"{self.sweep} {change.name}")
                 process = processes.identity(pid)
                 rec.update(state="Running", process=process, started=time.time())
             # Recorded (state.json is written): only now may it train. Had the apply died

@@ -160,11 +160,14 @@ class ForkServer:
             raise SweepctlError(f"cannot start the trainer: {ready['error']}",
                                 hint="reinstall sweepctl with its trainer: pip install 'sweepctl[train]'")
 
-    def start(self, args: list[str], *, logs: Path, exit_file: Path) -> int:
-        """Fork a trainer's supervisor, its output appended to logs/stdout.log; it waits for release(pid)."""
+    def start(self, args: list[str], *, logs: Path, exit_file: Path, title: str = "") -> int:
+        """Fork a trainer's supervisor, its output appended to logs/stdout.log; it waits for release(pid).
+
+        `title` ("SWEEP TRIAL") names the supervisor and the trainer in ps.
+        """
         self.start_server()
         self._request({"exit_file": str(exit_file.absolute()), "log": str((logs / "stdout.log").absolute()),
-                       "args": args})
+                       "args": args, "title": title})
         return int(self._reply()["pid"])
 
     def release(self, pid: int, *, train: bool = True) -> None:
