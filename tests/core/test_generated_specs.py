@@ -161,3 +161,10 @@ def test_found_by_generated_specs_are_positioned_errors(sweepctl, spec_file: Pat
     assert f"spec.yaml:{position[0]}:{position[1]}: " in res.stderr and message in res.stderr, res.stderr
     diagnostics = json.loads(sweepctl("plan", spec_file, "--backend", "local", "-o", "json").stdout)
     assert any(message in d["message"] for d in diagnostics["error"]["diagnostics"])
+
+
+def test_a_surrogate_pair_is_the_character_it_stands_for() -> None:
+    from sweepctl.core.spec import load_spec
+
+    spec = load_spec('{"name": "lab", "hyperParamValues": {"mood": ["\\ud83d\\ude00", "\\u00e9"]}}')
+    assert spec.hyper_params[0].values == ("\U0001f600", "é")  # as JSON means it, and as Python's json reads it
