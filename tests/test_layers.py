@@ -1,4 +1,4 @@
-"""The layers hold: core < metrics < backends < views < commands < cli, and no import cycles.
+"""The layers hold: core < metrics < backends < views < commands < cli, and core.search < core.tpe.
 
 import-linter checks the contracts in pyproject.toml ([tool.importlinter]) on
 the source as it is, and on a copy with one import that breaks them, so that a
@@ -28,12 +28,23 @@ def test_every_layer_imports_only_from_below() -> None:
     assert "0 broken" in res.stdout
 
 
-def test_a_lower_layer_importing_a_higher_one_breaks_the_contract(tmp_path: Path) -> None:
+def _lint_with(tmp_path: Path, module: str, line: str) -> subprocess.CompletedProcess[str]:
+    """lint-imports on a copy of the source in which `module` (a path under sweepctl/) has one more line."""
     shutil.copytree(ROOT / "sweepctl", tmp_path / "sweepctl", ignore=shutil.ignore_patterns("__pycache__"))
     shutil.copy(ROOT / "pyproject.toml", tmp_path)
-    metrics = tmp_path / "sweepctl" / "metrics" / "ranking.py"
-    metrics.write_text(metrics.read_text() + "\nfrom sweepctl.backends.base import Backend  # noqa\n")
-    res = _lint(tmp_path)
+    path = tmp_path / "sweepctl" / module
+    path.write_text(path.read_text() + f"\n{line}  # noqa\n")
+    return _lint(tmp_path)
+
+
+def test_a_lower_layer_importing_a_higher_one_breaks_the_contract(tmp_path: Path) -> None:
+    res = _lint_with(tmp_path, "metrics/ranking.py", "from sweepctl.backends.base import Backend")
     assert res.returncode == 1
     assert "sweepctl.metrics is not allowed to import sweepctl.backends" in res.stdout
     assert "sweepctl.metrics.ranking -> sweepctl.backends.base" in res.stdout
+
+
+def test_tpe_importing_search_breaks_the_contract(tmp_path: Path) -> None:
+    res = _lint_with(tmp_path, "core/tpe.py", "from sweepctl.core.search import select")
+    assert res.returncode == 1
+    assert "sweepctl.core.tpe -> sweepctl.core.search" in res.stdout
