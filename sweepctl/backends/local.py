@@ -449,12 +449,14 @@ class _Run:
                     return
                 logs.mkdir(parents=True, exist_ok=True)
                 env = environment(log_dir=str(logs.absolute()), trial=change.name, sweep=self.sweep)
+                title = f"{self.sweep} {change.name}"
                 if "command" in rec:
                     pid = self.forks.start_command(with_log_dir(rec["command"], str(logs.absolute())),
-                                                   cwd=Path(rec["cwd"]), logs=logs, exit_file=logs / EXIT_FILE, env=env)
+                                                   cwd=Path(rec["cwd"]), logs=logs, exit_file=logs / EXIT_FILE,
+                                                   env=env, title=title)
                 else:
                     args = [*rec["args"], "--log-dir", str(logs)]
-                    pid = self.forks.start(args, logs=logs, exit_file=logs / EXIT_FILE, env=env)
+                    pid = self.forks.start(args, logs=logs, exit_file=logs / EXIT_FILE, env=env, title=title)
                 process = processes.identity(pid)
                 rec.update(state="Running", process=process, started=time.time())
             # Recorded (state.json is written): only now may it train. Had the apply died

@@ -165,19 +165,22 @@ class ForkServer:
             raise SweepctlError(f"cannot start the trainer: {ready['error']}",
                                 hint="reinstall sweepctl with its trainer: pip install 'sweepctl[train]'")
 
-    def start(self, args: list[str], *, logs: Path, exit_file: Path, env: Mapping[str, str] | None = None) -> int:
+    def start(self, args: list[str], *, logs: Path, exit_file: Path, env: Mapping[str, str] | None = None,
+              title: str = "") -> int:
         """Fork a tf-paint trainer's supervisor, its output appended to logs/stdout.log; it waits for release(pid).
 
-        `env` is added to the trainer's environment.
+        `env` is added to the trainer's environment; `title` ("SWEEP TRIAL") names the
+        supervisor and the trainer in ps.
         """
         self.start_server()
-        return self._start({"args": args, "env": dict(env or {})}, logs, exit_file)
+        return self._start({"args": args, "env": dict(env or {}), "title": title}, logs, exit_file)
 
     def start_command(self, command: list[str], *, cwd: Path, logs: Path, exit_file: Path,
-                      env: Mapping[str, str]) -> int:
+                      env: Mapping[str, str], title: str = "") -> int:
         """Fork the supervisor of a user's command (exec'd in cwd with this process's environment plus env)."""
         self.start_server(trainer=False)
-        return self._start({"command": command, "cwd": str(cwd), "env": {**os.environ, **env}}, logs, exit_file)
+        return self._start({"command": command, "cwd": str(cwd), "env": {**os.environ, **env}, "title": title},
+                           logs, exit_file)
 
     def _start(self, request: dict[str, Any], logs: Path, exit_file: Path) -> int:
         self._request({"exit_file": str(exit_file.absolute()), "log": str((logs / "stdout.log").absolute()),
