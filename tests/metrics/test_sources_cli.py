@@ -11,7 +11,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-from writers import keras_fit, tensorboardx_scalars
+from library_writers import keras_fit, tensorboardx_scalars
 
 SWEEP = "byo"
 

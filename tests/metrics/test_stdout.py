@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from writers import keras_fit
+from library_writers import keras_fit
 
 from sweepctl.core.diagnostics import SpecError
 from sweepctl.core.spec import load_spec
