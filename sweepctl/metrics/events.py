@@ -10,6 +10,12 @@ those have their payload's checksum verified (compiled CRC32C) and are
 decoded; the shape TensorFlow 2 writes a float32 scalar in is decoded by one
 regular expression, anything else by TensorBoard's own protos.
 
+A trial's runs are its folder and any subfolder holding event files (Keras's
+`train/` and `validation/`, Lightning's `lightning_logs/version_N/`); a metric
+name addresses one run and one tag (`sweepctl.metrics.names`). Only the runs
+the asked-for metrics name are listed and read: one directory listing per
+run, as for the flat layout.
+
 `read_file` can resume from a `FileRead`: how far a file was read and what it
 held. An unchanged file (same size and mtime) is not opened; a grown one is
 read from where the last read stopped. `sweepctl.metrics.cache` keeps those
