@@ -12,7 +12,8 @@ rank differently. The objective is `validation/epoch_accuracy`.
 Baseline, in the same run: the same 1,000 trials in the flat layout (the
 validation file directly in the trial's folder, objective `epoch_accuracy`),
 the layout status read before run subfolders. Each command runs end to end in
-a fresh process: cold (no metrics cache) and warm (nothing changed). Bounds,
+a fresh process: cold (no metrics cache) and warm (nothing changed); first,
+`status -o json` must rank every trial in both layouts. Bounds,
 as for today's status: 1.0 s cold, 0.3 s warm (median). Prints a Markdown
 table for bench/RESULTS.md, with the machine's load before and after.
 """
@@ -25,6 +26,7 @@ import os
 import shutil
 import statistics
 import struct
+import subprocess
 import sys
 import tempfile
 import time
@@ -106,6 +108,9 @@ def main() -> None:
             spec, size = make_sweep(root, fit, args.trials, keras=keras)
             cache_dir = root / ".sweepctl" / "cache" / "bench"
             argv = [*SWEEPCTL, "status", str(spec)]
+            check = subprocess.run([*argv, "-o", "json"], cwd=root, capture_output=True, text=True, check=True)
+            scored = [r for r in json.loads(check.stdout) if r["metric"] is not None]
+            assert len(scored) == args.trials, f"{layout}: {args.trials - len(scored)} trials without a metric"
             for case, before in (("cold", lambda: shutil.rmtree(cache_dir, ignore_errors=True)), ("warm", None)):
                 timed(argv, root)  # bytecode, and the cache as a previous call leaves it
                 runs = [timed(argv, root, before) for _ in range(args.repeat)]
