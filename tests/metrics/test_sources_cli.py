@@ -80,6 +80,8 @@ def test_keras_validation_accuracy_ranks_prunes_and_reports(sweepctl, sweep, ker
     assert [tiles[names[label]]["curve"] for label in "abc"] == [True, True, False]  # ... but its curve is drawn
     assert (tmp_path / "sheet.png").stat().st_size > 0
 
+    dry = sweepctl("prune", spec, "--keep", "best=1", "--dry-run")
+    assert "keep: no metric (no 'validation/epoch_accuracy'; found train/epoch_accuracy" in dry.stdout
     res = sweepctl("prune", spec, "--keep", "best=1", "--auto-approve")
     assert res.exit_code == 0, res.output
     after = rows(sweepctl, spec)
