@@ -27,7 +27,7 @@ def values(run: events.RunData, metric: str) -> list[float]:
 
 
 def test_a_name_reads_as_the_longest_existing_run_then_the_tag() -> None:
-    assert candidates("a/b/c") == [("a/b", "c"), ("a", "b/c"), ("", "a/b/c")]
+    assert candidates("a/b/c") == (("a/b", "c"), ("a", "b/c"), ("", "a/b/c"))
     assert split("Loss/val", lambda run: False) == ("", "Loss/val")
     assert split("Loss/val", lambda run: run == "Loss") == ("Loss", "val")
     assert split("a/b/c", lambda run: run in {"a", "a/b"}) == ("a/b", "c")
