@@ -197,11 +197,38 @@ def trainjob(spec: Spec, trial: Trial, *, namespace: str) -> dict[str, Any]:
 
 def _trial(spec: Spec, trial: Trial, kind: str, api_version: str, render: Any, namespace: str) -> dict[str, Any]:
     labels = _labels(spec, **{TRIAL: trial.id})
-    body = render(spec, trial_id=trial.id, flags=trial.flags(), log_dir=log_dir(spec, trial))
+    body = render(spec, trial_id=trial.id, run=_run(spec, trial, log_dir(spec, trial)))
     params = orjson.dumps(dict(trial.params), option=orjson.OPT_SORT_KEYS).decode()
     return _object(kind, api_version, trial.name, namespace,
                    {**labels, SHARD: shard_of(trial)},
                    {PARAMS: params, SWEEP_TEMPLATE_HASH: _sweep_template_hash(spec)}, body)
+
+
+def _run(spec: Spec, trial: Trial, folder: str) -> dict[str, Any]:
+    """What the trainer's container runs: tf-paint's args, or the user's command (core/command.py).
+
+    The user's command replaces the image's entrypoint, with no args (the
+    image's CMD is dropped too), and the SWEEPCTL_ variables say where to log.
+    """
+    if not spec.command:
+        return {"args": [*spec.args, *trial.flags(), "--log-dir", folder]}
+    from sweepctl.core.command import environment, render
+
+    argv = render([*spec.command, *spec.args], trial.params, log_dir=folder, unpassed=trial.unpassed)
+    env = environment(log_dir=folder, trial=trial.name, sweep=spec.name)
+    return {"command": argv, "args": [], "env": [{"name": k, "value": v} for k, v in env.items()]}
+
+
+def _run_slots(spec: Spec) -> dict[str, Any]:
+    """_run with slots for a trial's own values: the same for every trial of one spec."""
+    folder = f"{spec.mount_path}/{spec.name}/{_NAME_SLOT}"
+    if not spec.command:
+        return {"args": [*spec.args, _FLAGS_SLOT, "--log-dir", folder]}
+    from sweepctl.core.command import environment
+
+    env = environment(log_dir=folder, trial=_NAME_SLOT, sweep=spec.name)
+    return {"command": [*spec.command, *spec.args], "args": [],
+            "env": [{"name": k, "value": v} for k, v in env.items()]}
 
 
 def _resources(spec: Spec) -> dict[str, Any]:
@@ -220,12 +247,12 @@ def _logs_volume(spec: Spec) -> dict[str, Any]:
     return {"name": LOGS_VOLUME, "persistentVolumeClaim": {"claimName": spec.claim_name}}
 
 
-def _tfjob_spec(spec: Spec, *, trial_id: str, flags: list[str], log_dir: str) -> dict[str, Any]:
+def _tfjob_spec(spec: Spec, *, trial_id: str, run: dict[str, Any]) -> dict[str, Any]:
     container = {
         "name": "tensorflow",  # the TFJob webhook requires this name
         "image": spec.image,
-        # Fixed args first, so a trial's own values win where both name a flag.
-        "args": [*spec.args, *flags, "--log-dir", log_dir],
+        # tf-paint: fixed args first, so a trial's own values win where both name a flag.
+        **run,
         "resources": _resources(spec),
         "volumeMounts": [{"name": LOGS_VOLUME, "mountPath": spec.mount_path}],
         "securityContext": _RESTRICTED,
@@ -249,7 +276,7 @@ def _tfjob_spec(spec: Spec, *, trial_id: str, flags: list[str], log_dir: str) ->
     }
 
 
-def _trainjob_spec(spec: Spec, *, trial_id: str, flags: list[str], log_dir: str) -> dict[str, Any]:
+def _trainjob_spec(spec: Spec, *, trial_id: str, run: dict[str, Any]) -> dict[str, Any]:
     """The trainer's image, args and resources; the rest reaches the pods as a runtime patch.
 
     A TrainJob's labels are not copied to its JobSet, Jobs and pods, and its
@@ -257,7 +284,7 @@ def _trainjob_spec(spec: Spec, *, trial_id: str, flags: list[str], log_dir: str)
     same pod and container security as a TFJob's, to the runtime's `node`.
     """
     labels = _labels(spec, **{TRIAL: trial_id})
-    trainer: dict[str, Any] = {"image": spec.image, "args": [*spec.args, *flags, "--log-dir", log_dir]}
+    trainer: dict[str, Any] = {"image": spec.image, **run}
     if resources := _resources(spec):
         trainer["resourcesPerNode"] = resources
     pod = {
@@ -325,8 +352,7 @@ def _sweep_template_hash(spec: Spec) -> str:
     global _last_template
     if _last_template is None or _last_template[0] is not spec:
         render = _trainjob_spec if spec.kind == "TrainJob" else _tfjob_spec
-        slots = render(spec, trial_id=_ID_SLOT, flags=[_FLAGS_SLOT],
-                       log_dir=f"{spec.mount_path}/{spec.name}/{_NAME_SLOT}")
+        slots = render(spec, trial_id=_ID_SLOT, run=_run_slots(spec))
         _last_template = (spec, template_hash(slots))
     return _last_template[1]
 
@@ -336,7 +362,9 @@ def trial_template(body: Mapping[str, Any], *, name: str, trial_id: str, flags: 
 
     Every trial made from one spec gives the same template (its hash is the
     SWEEP_TEMPLATE_HASH annotation). None when the values are not where
-    tfjob puts them (someone edited the object): then it has no template.
+    tfjob puts them (someone edited the object), and for a user's command,
+    whose values sit inside its tokens: then it has no template, and each
+    such trial is diffed on its own.
     """
     tail = [*flags, "--log-dir"]
 
@@ -436,12 +464,19 @@ def tensorboard_service(spec: Spec, *, namespace: str) -> dict[str, Any]:
 
 
 def local_trial(spec: Spec, trial: Trial) -> dict[str, Any]:
-    """A trial for the local backend: the trainer's arguments, less --log-dir.
+    """A trial for the local backend: the trainer's arguments, less --log-dir; or the user's command.
 
-    The backend adds --log-dir (a folder in its state directory), so moving
-    the state directory does not turn every trial into drift.
+    The backend adds --log-dir (a folder in its state directory), or puts it
+    where the command says ${logDir}, so moving the state directory does not
+    turn every trial into drift.
     """
     labels = _labels(spec, **{TRIAL: trial.id})
-    body = {"args": [*spec.args, *trial.flags(), "--threads", str(spec.threads_per_trial)]}
+    if spec.command:
+        from sweepctl.core.command import render
+
+        body: dict[str, Any] = {"command": render([*spec.command, *spec.args], trial.params, log_dir=None,
+                                                  unpassed=trial.unpassed)}
+    else:
+        body = {"args": [*spec.args, *trial.flags(), "--threads", str(spec.threads_per_trial)]}
     params = orjson.dumps(dict(trial.params), option=orjson.OPT_SORT_KEYS).decode()
     return _object("Trial", "sweepctl.dev/v1", trial.name, "", labels, {PARAMS: params}, body)

@@ -66,6 +66,9 @@ class Spec:
     early_stopping: EarlyStopping | None = None
     kind: str = "TFJob"  # what a trial is on Kubernetes (schema.TRIAL_KINDS)
     runtime: str = ""  # TrainJob: the ClusterTrainingRuntime it runs on
+    # The user's own trainer (core/command.py): its argv template, args appended.
+    # Empty: the tf-paint trainer, with kebab-case flags and --log-dir.
+    command: tuple[str, ...] = ()
 
 
 # Flags that sweepctl passes every trial itself: a hyperparameter or a fixed
@@ -409,10 +412,20 @@ def _camel(name: str) -> str:
 def _semantic_diagnostics(doc: _Document, filename: str, max_trials: int) -> Iterator[Diagnostic]:
     data = doc.data
     grid = data["hyperParamValues"]
+    own = "command" in data  # the user's trainer: no kebab flags, nothing reserved (core/command.py)
+    if own:
+        yield from _command_diagnostics(doc, filename)
     flags: dict[str, str] = {}
     for name, values in grid.items():
         flag = flag_name(name)
-        if flag in RESERVED_FLAGS:
+        if own:
+            pass  # ${args} passes the names as written; nothing is passed besides the command
+        elif "_" in name:  # the schema allows it for a command's ${args}; tf-paint takes kebab-case flags
+            yield _at(filename, doc.keys.get(("hyperParamValues", name)),
+                      f"hyperparameter name {name!r} must be camelCase letters and digits",
+                      f"write it as '{_camel(name)}'; it becomes the flag {flag_name(_camel(name))} (snake_case "
+                      "names are for your own trainer's command)")
+        elif flag in RESERVED_FLAGS:
             yield _at(filename, doc.keys.get(("hyperParamValues", name)),
                       f"hyperparameter {name} becomes the flag {flag}, which sweepctl sets itself",
                       f"{RESERVED_FLAGS[flag]}; sweep another hyperparameter")
@@ -441,7 +454,7 @@ def _semantic_diagnostics(doc: _Document, filename: str, max_trials: int) -> Ite
                 )
             else:
                 seen[key] = i
-    for i, arg in enumerate(data.get("args", [])):
+    for i, arg in enumerate([] if own else data.get("args", [])):
         flag = arg.split("=", 1)[0] if isinstance(arg, str) else None
         if flag in RESERVED_FLAGS:
             yield _at(filename, doc.values.get(("args", i)), f"args: {flag} is set by sweepctl itself",
@@ -489,6 +502,23 @@ def _semantic_diagnostics(doc: _Document, filename: str, max_trials: int) -> Ite
         )
 
 
+def _command_diagnostics(doc: _Document, filename: str) -> Iterator[Diagnostic]:
+    """Placeholders of command and args that name nothing, and hyperparameters that reach none."""
+    from sweepctl.core.command import problems
+
+    data = doc.data
+    command, args = data["command"], data.get("args", [])
+    swept = [n for n, v in data["hyperParamValues"].items() if isinstance(v, dict) or len(v) > 1]
+    paths = [("command", i) for i in range(len(command))] + [("args", i) for i in range(len(args))]
+    for problem in problems([*command, *args], list(data["hyperParamValues"]), swept=swept):
+        if problem.index is not None:
+            path = paths[problem.index]
+            mark, where = doc.values.get(path), _field_name(path)
+        else:
+            mark, where = doc.keys.get(("hyperParamValues", problem.name or "")), f"hyperParamValues.{problem.name}"
+        yield _at(filename, mark, f"{where}: {problem.message}", problem.hint)
+
+
 def _grid_is_well_typed(data: dict[str, Any]) -> bool:
     """Whether the value checks can run even though other fields have errors."""
     grid, defaults, tensorboard = data.get("hyperParamValues"), data.get("defaults", {}), data.get("tensorboard", {})
@@ -499,7 +529,12 @@ def _grid_is_well_typed(data: dict[str, Any]) -> bool:
         and isinstance(tensorboard, dict)
         and isinstance(data.get("kubernetes", {}), dict)
         and isinstance(data.get("search", {}), dict)
+        and ("command" not in data or _strings(data["command"]) and _strings(data.get("args", [])))
     )
+
+
+def _strings(value: Any) -> bool:
+    return isinstance(value, list) and all(isinstance(v, str) for v in value)
 
 
 def _with_defaults(schema: Mapping[str, Any], data: dict[str, Any]) -> dict[str, Any]:
@@ -573,4 +608,5 @@ def load_spec(text: str, *, filename: str = "<spec>", max_trials: int = DEFAULT_
         early_stopping=parse_early_stopping(data["earlyStopping"]),
         kind=data["kubernetes"]["kind"],
         runtime=data["kubernetes"]["runtime"],
+        command=tuple(data.get("command", ())),
     )
