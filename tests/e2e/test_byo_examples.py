@@ -23,6 +23,12 @@ import yaml
 from examples_helpers import ALL, Example
 from realcluster import FullCluster, Namespace, json_out, state, wait_for
 
+from sweepctl.core.schema import SCHEMA
+
+# TEMPORARY, until the byo-command and byo-metrics branches are merged: their features run these.
+pytestmark = pytest.mark.skipif("source" not in SCHEMA["properties"]["objective"]["properties"],
+                                reason="needs objective.source and local commands (issue 17, not merged yet)")
+
 MOUNT = "/tmp/tensorflow"
 # Small requests: the 12 trials and 3 TensorBoards of a kind fit the one node at once.
 RESOURCES = {"requests": {"cpu": "100m", "memory": "256Mi"}, "limits": {"memory": "1Gi"}}
