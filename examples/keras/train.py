@@ -43,7 +43,8 @@ def main() -> None:
         tf.keras.layers.Dense(3, activation="softmax"),
     ])
     model.compile(optimizer=tf.keras.optimizers.Adam(args.learning_rate),
-                  loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+                  loss="sparse_categorical_crossentropy", metrics=["accuracy"],
+                  jit_compile=False)  # XLA would compile for longer than this model trains
     tensorboard = tf.keras.callbacks.TensorBoard(args.log_dir, write_graph=False, profile_batch=0)
     model.fit(x_train, y_train, validation_data=(x_val, y_val), epochs=args.epochs, batch_size=64,
               callbacks=[tensorboard], verbose=2)
