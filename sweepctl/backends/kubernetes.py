@@ -34,9 +34,11 @@ from sweepctl.core.manifests import (
     TEMPLATE_HASH,
     TRAINER_GROUP,
     TRAINER_VERSION,
+    TRIAL,
     TRIAL_PATHS,
     sweep_selector,
 )
+from sweepctl.core.objective import EVENT_FILES, STDOUT, MetricSource
 from sweepctl.core.plan import PRUNED, Action, Change, LiveObject, Observed, Plan
 from sweepctl.core.schema import DEFAULT_RUNTIME
 
@@ -60,7 +62,10 @@ _PATHS = {
     "Deployment": "/apis/apps/v1/namespaces/{ns}/deployments",
     "Service": "/api/v1/namespaces/{ns}/services",
     "ConfigMap": "/api/v1/namespaces/{ns}/configmaps",
+    "Pod": "/api/v1/namespaces/{ns}/pods",
 }
+# The trainer's container in a trial's pod: a TFJob's (its webhook's name), a TrainJob's.
+_TRAINER_CONTAINERS = ("tensorflow", "node")
 
 
 # How much of pruned-trial records one ConfigMap takes (a ConfigMap holds at
@@ -495,12 +500,18 @@ class KubernetesBackend:
                 tensorboard_service(spec, namespace=self._namespace)]
 
     def read_runs(self, sweep: str, names: Any, tags: Any, *, image_tag: str | None = None,
-                  tensorboard_url: str | None = None, required: bool = True) -> dict[str, Any]:
+                  tensorboard_url: str | None = None, required: bool = True, source: MetricSource = EVENT_FILES,
+                  explain: Any = ()) -> dict[str, Any]:
         """From the sweep's TensorBoard: through the API server's service proxy, or at tensorboard_url.
 
         The multi-run read POSTs through the proxy (`create` on services/proxy);
-        where that is refused, `notes` says so and which verb to grant."""
+        where that is refused, `notes` says so and which verb to grant. A
+        stdout source reads the trial pods' logs instead (`_pod_logs`)."""
         from sweepctl.metrics import tensorboard
+
+        if source.kind == STDOUT:
+            self.notes = ()
+            return self._pod_logs(sweep, names, tags, source, ended=set(explain), required=required)
 
         fetch: tensorboard.Fetch
         if tensorboard_url:
@@ -516,9 +527,62 @@ class KubernetesBackend:
                     raise tensorboard.FetchError(str(err), status=err.status) from None
 
             where = self.cluster.server + base
-        reading = tensorboard.read_runs(fetch, names, tags, where=where, image_tag=image_tag, required=required)
+        reading = tensorboard.read_runs(fetch, names, tags, where=where, image_tag=image_tag, required=required,
+                                        explain=explain)
         self.notes = (reading.note,) if reading.note else ()
         return reading.runs
+
+    def _pod_logs(self, sweep: str, names: Any, metrics: Any, source: MetricSource, *, ended: set[str],
+                  required: bool) -> dict[str, Any]:
+        """The trials' metrics from their pods' logs: one LIST of the sweep's trial pods, one GET per log.
+
+        The trainer's command is not wrapped: its own output is read as the
+        API server serves it (`list` on pods, `get` on pods/log). A trial's
+        newest pod is the one read (a retried trial's current attempt). A
+        trial name ends with its id, which its pods carry as a label.
+        """
+        from sweepctl.metrics import stdout
+        from sweepctl.metrics.events import RunData
+        from sweepctl.metrics.ranking import Series
+
+        by_id = {name.rsplit("-", 1)[-1]: name for name in names}
+        newest: dict[str, dict[str, Any]] = {}
+        try:
+            for pod in self.cluster.list("Pod", self._namespace, f"{sweep_selector(sweep)},{TRIAL}"):
+                meta = pod.get("metadata") or {}
+                name = by_id.get((meta.get("labels") or {}).get(TRIAL, ""))
+                if name is not None and (name not in newest or meta.get("creationTimestamp", "")
+                                         >= newest[name]["metadata"].get("creationTimestamp", "")):
+                    newest[name] = pod
+        except ApiError as err:
+            if required:
+                raise
+            return {n: RunData(scalars={m: stdout.series(None, m) for m in metrics}, error=str(err)) for n in names}
+
+        def read(name: str) -> tuple[str, Any]:
+            pod = newest.get(name)
+            text: str | None = None
+            why = None
+            if pod is not None:
+                containers = [c.get("name") for c in (pod.get("spec") or {}).get("containers") or []]
+                container = next((c for c in _TRAINER_CONTAINERS if c in containers), containers[0] if containers
+                                 else None)
+                try:
+                    data = self.cluster.request_bytes(
+                        "GET", self.cluster.path("Pod", self._namespace, pod["metadata"]["name"]) + "/log",
+                        query=[("container", container)] if container else [], accept="*/*")
+                    text = data.decode(errors="replace")
+                except ApiError as err:
+                    if err.status == 403 and required:
+                        raise
+                    why = None if err.status == 400 else str(err)  # 400: its container has not started
+            scalars = {m: stdout.series(text, m, source.pattern, ended=name in ended) for m in metrics}
+            if why:
+                scalars = {m: s if s.points else Series(error=why) for m, s in scalars.items()}
+            return name, RunData(scalars=scalars)
+
+        with ThreadPoolExecutor(max_workers=self.workers) as pool:
+            return dict(pool.map(read, list(names)))
 
     def local_logs(self, sweep: str) -> Path | None:
         return None  # on the sweep's shared volume, in the cluster

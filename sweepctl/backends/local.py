@@ -60,6 +60,7 @@ from sweepctl.backends import processes
 from sweepctl.backends.base import ApplyResult, Progress, RunningTrial
 from sweepctl.backends.forkserver import EXIT_FILE
 from sweepctl.core.diagnostics import SweepctlError
+from sweepctl.core.objective import EVENT_FILES, STDOUT, MetricSource
 from sweepctl.core.manifests import PARAMS, TEMPLATE_HASH, TRIAL, local_trial
 from sweepctl.core.plan import PRUNED, Action, Change, LiveObject, Observed, Plan
 from sweepctl.core.spec import Spec
@@ -126,8 +127,9 @@ class LocalBackend:
         return None
 
     def read_runs(self, sweep: str, names: Collection[str], tags: Collection[str], *, image_tag: str | None = None,
-                  tensorboard_url: str | None = None, required: bool = True) -> dict[str, RunData]:
-        """The trials' event files, resuming from what the last command read.
+                  tensorboard_url: str | None = None, required: bool = True, source: MetricSource = EVENT_FILES,
+                  explain: Collection[str] = ()) -> dict[str, RunData]:
+        """The trials' event files (resuming from what the last command read), or their stdout.log.
 
         The cache sits in the state folder beside the sweeps (`cache/<sweep>/`),
         not in the sweep's own folder, which only apply writes. Reads that fetch
@@ -136,11 +138,14 @@ class LocalBackend:
         from sweepctl.metrics import cache, events
 
         log_dirs = workspace.trial_dirs(self.state_dir, sweep, names)
+        if source.kind == STDOUT:
+            return {name: _stdout_run(path / "stdout.log", tags, source, ended=name in explain)
+                    for name, path in log_dirs.items()}
         if image_tag:
-            return events.read_runs(log_dirs, tags, image_tag=image_tag)[0]
+            return events.read_runs(log_dirs, tags, image_tag=image_tag, explain=explain)[0]
         where = cache.cache_file(workspace.cache_dir(self.state_dir, sweep), tags)
         previous = cache.load(where, tags)
-        runs, reads = events.read_runs(log_dirs, tags, previous=previous)
+        runs, reads = events.read_runs(log_dirs, tags, previous=previous, explain=explain)
         if reads != previous:
             cache.save(where, tags, reads)
         return runs
@@ -469,6 +474,18 @@ class _Run:
                     rec["state"] = "Interrupted"
                     rec.pop("process", None)
                     rec.pop("owner", None)
+
+
+def _stdout_run(path: Path, metrics: Collection[str], source: MetricSource, *, ended: bool) -> RunData:
+    """A trial's metrics from the lines its trainer printed (metrics.stdout says the format)."""
+    from sweepctl.metrics import stdout
+    from sweepctl.metrics.events import RunData
+
+    try:
+        text: str | None = path.read_text(errors="replace")
+    except OSError:
+        text = None
+    return RunData(scalars={m: stdout.series(text, m, source.pattern, ended=ended) for m in metrics})
 
 
 def _read_loss(path: Path, trainer: _Trainer) -> None:

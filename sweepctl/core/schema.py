@@ -163,12 +163,18 @@ SCHEMA: dict[str, Any] = {
             "default": {},
         },
         "objective": {
-            "description": "The metric that ranks trials (a TensorBoard scalar tag).",
+            "description": "The metric that ranks trials: `<run subfolder>/<tag>` of the trial's event files "
+            "(a plain tag: its own folder), or a name in the trainer's stdout lines.",
             "type": "object",
             "additionalProperties": False,
             "properties": {
                 "metric": {"type": "string", "minLength": 1, "default": "loss"},
                 "goal": {"enum": ["minimize", "maximize"], "default": "minimize"},
+                # No defaults: an existing spec's digest stays what it was.
+                "source": {"description": "Where the metric is read: event files (default) or stdout lines.",
+                           "enum": ["events", "stdout"]},
+                "pattern": {"description": "stdout only: a regular expression with `name` and `value` groups.",
+                            "type": "string", "minLength": 1},
             },
             "default": {},
         },

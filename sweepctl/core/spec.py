@@ -19,6 +19,7 @@ import yaml
 
 from sweepctl.core.conforms import conforms
 from sweepctl.core.diagnostics import Diagnostic, SpecError, did_you_mean
+from sweepctl.core.objective import EVENTS, STDOUT, MetricSource, pattern_problem
 from sweepctl.core.schema import DEFAULT_MAX_TRIALS, SCHEMA
 from sweepctl.core.space import EarlyStopping, Range, Search, parse_early_stopping, parse_range, parse_search, space_diagnostics
 
@@ -69,7 +70,7 @@ class Spec:
     # The user's own trainer (core/command.py): its argv template, args appended.
     # Empty: the tf-paint trainer, with kebab-case flags and --log-dir.
     command: tuple[str, ...] = ()
-
+    metric_source: MetricSource = field(default_factory=MetricSource)  # objective.source and .pattern
 
 # Flags that sweepctl passes every trial itself: a hyperparameter or a fixed
 # argument with the same flag would be overridden without a word.
@@ -484,6 +485,7 @@ def _semantic_diagnostics(doc: _Document, filename: str, max_trials: int) -> Ite
             "TensorBoard has no authentication, and a NodePort opens it on every node to anyone who reaches "
             "the nodes: set allowNodePort: true if that is what you mean, or use ClusterIP and kubectl port-forward",
         )
+    yield from _objective_diagnostics(doc, filename)
     kubernetes = data.get("kubernetes", {})
     if "runtime" in kubernetes and kubernetes.get("kind", "TFJob") != "TrainJob":
         yield _at(filename, doc.keys.get(("kubernetes", "runtime")),
@@ -517,6 +519,20 @@ def _command_diagnostics(doc: _Document, filename: str) -> Iterator[Diagnostic]:
         else:
             mark, where = doc.keys.get(("hyperParamValues", problem.name or "")), f"hyperParamValues.{problem.name}"
         yield _at(filename, mark, f"{where}: {problem.message}", problem.hint)
+
+
+def _objective_diagnostics(doc: _Document, filename: str) -> Iterator[Diagnostic]:
+    """A stdout pattern must compile and have `name` and `value` groups; only stdout lines take one."""
+    objective = doc.data.get("objective")
+    if not isinstance(objective, dict) or not isinstance(objective.get("pattern"), str):
+        return
+    where = doc.values.get(("objective", "pattern"))
+    if objective.get("source", EVENTS) != STDOUT:
+        yield _at(filename, where, "objective.pattern reads stdout lines, but objective.source is not stdout",
+                  "add source: stdout under objective, or remove pattern")
+    elif problem := pattern_problem(objective["pattern"]):
+        yield _at(filename, where, problem,
+                  r"for example pattern: '(?P<name>\w+) is (?P<value>[-+.\deE]+)' reads lines like 'loss is 0.25'")
 
 
 def _grid_is_well_typed(data: dict[str, Any]) -> bool:
@@ -609,4 +625,5 @@ def load_spec(text: str, *, filename: str = "<spec>", max_trials: int = DEFAULT_
         kind=data["kubernetes"]["kind"],
         runtime=data["kubernetes"]["runtime"],
         command=tuple(data.get("command", ())),
+        metric_source=MetricSource(kind=objective.get("source", EVENTS), pattern=objective.get("pattern")),
     )

@@ -28,7 +28,7 @@ def read_history(backend: Backend, spec: Spec, observed: Observed, *, values: bo
 
     status = sweep_status(backend, spec.name, metric=spec.metric, goal=spec.goal,
                           strategy=default_strategy(spec.goal), keep=0, tensorboard_url=tensorboard_url,
-                          observed=observed)
+                          observed=observed, source=spec.metric_source)
     return [PastTrial(name=t.name, params=t.params, state=t.state, value=t.metric, step=t.step)
             for t in status.trials]
 

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 from sweepctl.backends.base import Backend
 from sweepctl.core.manifests import TRIAL
+from sweepctl.core.objective import EVENT_FILES, MetricSource
 from sweepctl.core.plan import Observed
+from sweepctl.core.search import FINISHED
 from sweepctl.metrics.ranking import SweepStatus, build_status
 
 __all__ = ["sweep_status"]
@@ -16,15 +18,18 @@ __all__ = ["sweep_status"]
 
 def sweep_status(backend: Backend, sweep: str, *, metric: str, goal: str, strategy: str, keep: int,
                  tensorboard_url: str | None = None, observed: Observed | None = None,
-                 metrics_required: bool = True) -> SweepStatus:
-    """Observe the sweep, read its live trials' metric, and rank them.
+                 metrics_required: bool = True, source: MetricSource = EVENT_FILES) -> SweepStatus:
+    """Observe the sweep, read its live trials' metric from `source`, and rank them.
 
     `status` shows states even while the sweep's TensorBoard starts
-    (metrics_required=False); prune must not rank trials it cannot score."""
+    (metrics_required=False); prune must not rank trials it cannot score. A
+    finished trial without the metric says what its logs hold instead: it
+    never looks merely pending."""
     observed = observed or backend.observe(sweep)
     names = [o.name for o in observed.objects if TRIAL in o.labels]
+    ended = [o.name for o in observed.objects if TRIAL in o.labels and o.state in FINISHED]
     runs = backend.read_runs(sweep, names, [metric], tensorboard_url=tensorboard_url,
-                             required=metrics_required) if names else {}
+                             required=metrics_required, source=source, explain=ended) if names else {}
     return build_status(sweep=sweep, backend=backend.name, target=backend.target, metric=metric, goal=goal,
                         strategy=strategy, keep=keep, observed=observed,
                         series={n: r.scalars[metric] for n, r in runs.items()},
