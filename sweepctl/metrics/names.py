@@ -41,10 +41,16 @@ def found_note(metric: str, found: Mapping[str, Iterable[str]], *, limit: int = 
 
     `found` maps each run ("" for the trial's own folder) to its scalar tags.
     """
-    near = {run for run, _ in candidates(metric)}  # the runs the name could address come first
+    readings = candidates(metric)
+    near = {run for run, _ in readings}
+    wanted = {tag for _, tag in readings}
+
+    def rank(run: str, tag: str) -> tuple[int, str, str]:
+        # First what the name could address (its folder), then the same tag in other folders, then the rest.
+        return (0 if run in near else 1 if tag in wanted else 2, run, tag)
+
     names = [f"{run}/{tag}" if run else tag
-             for run, tags in sorted(found.items(), key=lambda item: (item[0] not in near, item[0]))
-             for tag in sorted(tags)]
+             for run, tag in sorted(((r, t) for r, tags in found.items() for t in tags), key=lambda rt: rank(*rt))]
     if not names:
         return f"no '{metric}'; found no scalars in its logs"
     shown = ", ".join(names[:limit]) + (f", ... ({len(names)} in all)" if len(names) > limit else "")

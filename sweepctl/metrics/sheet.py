@@ -36,6 +36,7 @@ class Tile:
     metric: float | None
     top: bool
     has_image: bool
+    has_curve: bool = False  # its objective's series is drawn below the tiles
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -68,6 +69,12 @@ def draw(status: SweepStatus, runs: Mapping[str, RunData], out: Path) -> Sheet:
     grid = fig.add_gridspec(rows + 1, cols, height_ratios=[tile_in + 0.5] * rows + [4.0], hspace=0.55, wspace=0.15)
     fig.suptitle(f"sweep {status.sweep}: {len(trials)} trials by {status.metric} ({status.goal}, "
                  f"strategy {status.strategy}); gold border: the best {status.keep}", fontsize=12, fontweight="bold")
+    metric = status.metric
+    curve_points = {}
+    for t in trials:
+        data = runs.get(t.name)
+        series = data.scalars.get(metric) if data else None
+        curve_points[t.name] = [(s, v) for s, v in (series.points if series else ()) if math.isfinite(v)]
     tiles = []
     for i, t in enumerate(trials):
         ax = fig.add_subplot(grid[i // cols, i % cols])
@@ -93,15 +100,13 @@ def draw(status: SweepStatus, runs: Mapping[str, RunData], out: Path) -> Sheet:
         for spine in ax.spines.values():
             spine.set_edgecolor(_GOLD if t.top else "#bbbbbb")
             spine.set_linewidth(6 if t.top else 1)
-        tiles.append(Tile(name=t.name, params=t.params, metric=t.metric, top=t.top, has_image=picture is not None))
+        tiles.append(Tile(name=t.name, params=t.params, metric=t.metric, top=t.top, has_image=picture is not None,
+                          has_curve=bool(curve_points[t.name])))
 
     curves = fig.add_subplot(grid[rows, :])
-    metric = status.metric
     drawn: list[list[float]] = []
     for t in reversed(trials):  # the best drawn last, on top
-        data = runs.get(t.name)
-        series = data.scalars.get(metric) if data else None
-        points = [(s, v) for s, v in (series.points if series else ()) if math.isfinite(v)]
+        points = curve_points[t.name]
         if not points:
             continue
         steps, values = zip(*points)

@@ -1,7 +1,7 @@
 """Metrics from where real trainers write them: Keras's train/ and validation/ folders, raw TF2
 tf.summary, tensorboardX (PyTorch's SummaryWriter encoding), Lightning's version_N folders.
 
-Every file here is written by the library itself (metrics/writers.py); the values read back are
+Every file here is written by the library itself (tests/library_writers.py); the values read back are
 compared with what the library says it logged (Keras's History), never with numbers typed in.
 """
 
@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from writers import keras_fit, lightning_layout, tensorboardx_scalars
+from library_writers import keras_fit, lightning_layout, tensorboardx_scalars
 
 from sweepctl.metrics import events
 from sweepctl.metrics.names import candidates, found_note, split
