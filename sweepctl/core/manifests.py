@@ -26,6 +26,7 @@ __all__ = [
     "SHARDS",
     "shard_of",
     "PARAMS",
+    "FAILURE",
     "TEMPLATE_HASH",
     "SWEEP_TEMPLATE_HASH",
     "trial_template",
@@ -60,6 +61,8 @@ COMPONENT = "app.kubernetes.io/component"
 SHARD = "sweepctl.dev/shard"
 PARAMS = "sweepctl.dev/params"
 TEMPLATE_HASH = "sweepctl.dev/template-hash"
+# A failed local trial's exit status and last output lines, as the local backend observes them for status.
+FAILURE = "sweepctl.dev/failure"
 # The hash of the TFJob's spec with its trial's own values (flags, log folder,
 # id) replaced by slots: the same for every trial made from one spec. Trials
 # that share it, and were never changed, share their difference from a new spec.

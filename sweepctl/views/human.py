@@ -293,7 +293,17 @@ class HumanView:
         self.out.file.write("\n".join(line.rstrip() for line in lines) + "\n")
         self.out.file.flush()
         self._unscored(s)
+        self._failures(s)
         self._notes(s.notes)
+
+    def _failures(self, s: SweepStatus) -> None:
+        """Why failed trials failed: their exit status and last output lines, as the backend saw them."""
+        for t in s.trials:
+            if t.failure:
+                head, *tail = t.failure.splitlines()
+                self.out.print(f"[red]{escape(t.name)}[/] {escape(head)}", highlight=False)
+                for line in tail:
+                    self.out.print(f"    {escape(line)}", highlight=False, markup=True, soft_wrap=True)
 
     def _unscored(self, s: SweepStatus) -> None:
         ended = [t for t in s.live if _ended_unscored(t)]
