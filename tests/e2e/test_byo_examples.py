@@ -10,7 +10,6 @@ stdout), prune --keep best=1 keeps only the best, and report draws the sheet.
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -22,12 +21,6 @@ import pytest
 import yaml
 from examples_helpers import ALL, Example
 from realcluster import FullCluster, Namespace, json_out, state, wait_for
-
-from sweepctl.core import manifests
-
-# TEMPORARY, until the byo-command branch's local commands are merged: they run these.
-pytestmark = pytest.mark.skipif(not hasattr(manifests, "FAILURE"),
-                                reason="needs local commands (issue 17, byo-command, not merged yet)")
 
 MOUNT = "/tmp/tensorflow"
 # Small requests: the 12 trials and 3 TensorBoards of a kind fit the one node at once.
@@ -135,7 +128,7 @@ def test_the_examples_train_rank_prune_and_report(kind: str, full_cluster: FullC
         report = json_out(sweepctl("report", spec, "-n", ns, "--out", sheet, "-o", "json"))
         tiles = {t["name"]: t for t in report["tiles"]}
         assert tiles[best["name"]]["metric"] == pytest.approx(best["metric"], rel=1e-6)
-        assert not any(t["image"] for t in tiles.values())
+        assert not any(t["image"] for t in tiles.values()) and all(t["curve"] for t in tiles.values())
         assert sheet.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
         plan = json_out(sweepctl("plan", spec, "-n", ns, "-o", "json"))
         assert plan["summary"] == {"add": 0, "change": 0, "destroy": 0}

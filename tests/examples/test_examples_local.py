@@ -16,12 +16,6 @@ from pathlib import Path
 import pytest
 from examples_helpers import ALL, Example, example_files
 
-from sweepctl.core import manifests
-
-# TEMPORARY, until the byo-command branch's local commands are merged: they run these.
-pytestmark = pytest.mark.skipif(not hasattr(manifests, "FAILURE"),
-                                reason="needs local commands (issue 17, byo-command, not merged yet)")
-
 
 @pytest.fixture
 def user_shell(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -75,7 +69,8 @@ def test_an_example_trains_ranks_prunes_and_reports(example: Example, sweepctl, 
     report = json.loads(res.stdout)
     tiles = {t["name"]: t for t in report["tiles"]}
     assert best in tiles and tiles[best]["metric"] == pytest.approx(expected[best], rel=1e-6)
-    assert not any(t["image"] for t in tiles.values())  # no reconstruction.png: no painting, the curve only
+    assert not any(t["image"] for t in tiles.values())  # no reconstruction.png: no painting,
+    assert all(t["curve"] for t in tiles.values())  # but the objective's curve
     assert (tmp_path / "sheet.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
     plan = json.loads(sweepctl("plan", example.spec, "-o", "json").stdout)
