@@ -7,12 +7,15 @@ The event files are Keras's own: the benchmark first trains a tiny model with
 process), which writes `train/` and `validation/` event files. Every trial
 gets a byte-for-byte copy of both, except that each copy's `epoch_accuracy`
 values are scaled by a factor of its own (checksums recomputed), so trials
-rank differently. The objective is `validation/epoch_accuracy`.
+rank differently. The objective is `validation/epoch_accuracy`. A third
+sweep holds tensorboardX's files in the same folders (simple_value scalars,
+as PyTorch and Lightning write them, with as many points).
 
 Baseline, in the same run: the same 1,000 trials in the flat layout (the
 validation file directly in the trial's folder, objective `epoch_accuracy`),
 the layout status read before run subfolders. Each command runs end to end in
-a fresh process: cold (no metrics cache) and warm (nothing changed). Bounds,
+a fresh process: cold (no metrics cache) and warm (nothing changed); first,
+`status -o json` must rank every trial in both layouts. Bounds,
 as for today's status: 1.0 s cold, 0.3 s warm (median). Prints a Markdown
 table for bench/RESULTS.md, with the machine's load before and after.
 """
@@ -25,6 +28,7 @@ import os
 import shutil
 import statistics
 import struct
+import subprocess
 import sys
 import tempfile
 import time
@@ -39,6 +43,7 @@ from sweepctl.metrics import events  # noqa: E402
 
 TAG = b"epoch_accuracy"
 RECORD = b"\x0a" + bytes([len(TAG)]) + TAG + b"\x42\x0a\x08\x01\x12\x00\x22\x04"  # its TF2 float32 tensor
+SIMPLE = b"\x0a" + bytes([len(TAG)]) + TAG + b"\x15"  # its simple_value (tensorboardX, PyTorch)
 BOUNDS = {"cold": 1.0, "warm": 0.3}
 
 
@@ -46,9 +51,11 @@ def scaled(data: bytes, factor: float) -> bytes:
     """An event file's records, every float32 `epoch_accuracy` multiplied by factor (same sizes)."""
     out = []
     for payload in events.payloads(data):
-        at = payload.find(RECORD)
+        at, head = payload.find(RECORD), RECORD
+        if at < 0:
+            at, head = payload.find(SIMPLE), SIMPLE
         if at >= 0:
-            at += len(RECORD)
+            at += len(head)
             (value,) = struct.unpack_from("<f", payload, at)
             payload = payload[:at] + struct.pack("<f", value * factor) + payload[at + 4:]
         out.append(events.frame(payload))
@@ -91,7 +98,7 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--epochs", type=int, default=20)
     args = parser.parse_args()
-    from library_writers import keras_fit
+    from library_writers import keras_fit, tensorboardx_scalars
 
     load_before = os.getloadavg()
     rows = []
@@ -100,12 +107,21 @@ def main() -> None:
         fit = Path(tmp) / "fit"
         keras_fit(fit, epochs=args.epochs)
         fit_s = time.perf_counter() - started
-        for layout, keras in (("flat (baseline)", False), ("Keras train/ + validation/", True)):
+        # tensorboardX's simple_value scalars in Keras's folders: the PyTorch users' encoding.
+        tbx = Path(tmp) / "tbx"
+        for run in ("train", "validation"):
+            tensorboardx_scalars(tbx / run, {"epoch_accuracy": [(e, 0.5 + e / 100) for e in range(args.epochs)],
+                                             "epoch_loss": [(e, 1.0 - e / 100) for e in range(args.epochs)]})
+        for layout, keras, source in (("flat (baseline)", False, fit), ("Keras train/ + validation/", True, fit),
+                                      ("tensorboardX train/ + validation/", True, tbx)):
             root = Path(tmp) / layout.split()[0]
             root.mkdir()
-            spec, size = make_sweep(root, fit, args.trials, keras=keras)
+            spec, size = make_sweep(root, source, args.trials, keras=keras)
             cache_dir = root / ".sweepctl" / "cache" / "bench"
             argv = [*SWEEPCTL, "status", str(spec)]
+            check = subprocess.run([*argv, "-o", "json"], cwd=root, capture_output=True, text=True, check=True)
+            scored = [r for r in json.loads(check.stdout) if r["metric"] is not None]
+            assert len(scored) == args.trials, f"{layout}: {args.trials - len(scored)} trials without a metric"
             for case, before in (("cold", lambda: shutil.rmtree(cache_dir, ignore_errors=True)), ("warm", None)):
                 timed(argv, root)  # bytecode, and the cache as a previous call leaves it
                 runs = [timed(argv, root, before) for _ in range(args.repeat)]

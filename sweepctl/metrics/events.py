@@ -7,8 +7,15 @@ bytes) and scalars that status does not ask for, so the reader walks the
 record headers (each length is checked) and looks only inside records that
 can hold an asked-for tag: those containing the tag's encoded bytes. Only
 those have their payload's checksum verified (compiled CRC32C) and are
-decoded; the shape TensorFlow 2 writes a float32 scalar in is decoded by one
-regular expression, anything else by TensorBoard's own protos.
+decoded; the shapes TensorFlow 2 writes a float32 scalar in, and a simple_value
+scalar (TF1, PyTorch, tensorboardX, Lightning), are read by comparing bytes,
+anything else by TensorBoard's own protos.
+
+A trial's runs are its folder and any subfolder holding event files (Keras's
+`train/` and `validation/`, Lightning's `lightning_logs/version_N/`); a metric
+name addresses one run and one tag (`sweepctl.metrics.names`). Only the runs
+the asked-for metrics name are listed and read: one directory listing per
+run, as for the flat layout.
 
 `read_file` can resume from a `FileRead`: how far a file was read and what it
 held. An unchanged file (same size and mtime) is not opened; a grown one is
@@ -166,6 +173,15 @@ def _tf2_prefix(tag: str) -> bytes:
     return b"\x2a" + _varint(len(inner) + value_length) + inner + value
 
 
+@lru_cache(maxsize=64)
+def _simple_prefix(tag: str) -> bytes:
+    """The bytes of a simple_value scalar Event (TF1, PyTorch, tensorboardX, Lightning) from its summary
+    field to its float: one Summary holding one Value with the tag and simple_value (field 2, fixed32)."""
+    value = _needle(tag) + b"\x15"
+    inner = b"\x0a" + _varint(len(value) + 4)
+    return b"\x2a" + _varint(len(inner) + len(value) + 4) + inner + value
+
+
 def _varint(n: int) -> bytes:
     out = bytearray()
     while n >= 0x80:
@@ -175,8 +191,9 @@ def _varint(n: int) -> bytes:
     return bytes(out)
 
 
-def _tf2_scalar(buf: bytes, start: int, stop: int, prefix: bytes) -> tuple[int, float] | None:
-    """(step, value) of an Event laid out exactly as TensorFlow 2 writes a float32 scalar, else None."""
+def _fast_scalar(buf: bytes, start: int, stop: int, prefix: bytes, simple: bytes) -> tuple[int, float] | None:
+    """(step, value) of an Event laid out exactly as TensorFlow 2 writes a float32 scalar, or as a
+    simple_value scalar is written (`simple`), else None: anything else is decoded by the protos."""
     if buf[start] != 0x09:  # wall_time
         return None
     pos, step = start + 9, 0
@@ -193,10 +210,12 @@ def _tf2_scalar(buf: bytes, start: int, stop: int, prefix: bytes) -> tuple[int, 
         if step >= 1 << 63:
             step -= 1 << 64  # int64, as protobuf encodes a negative one
     at = pos + len(prefix)
-    if at + 4 + len(_TF2_METADATA) != stop or not buf.startswith(prefix, pos) \
-            or not buf.startswith(_TF2_METADATA, at + 4):
-        return None
-    return step, _FLOAT.unpack_from(buf, at)[0]
+    if at + 4 + len(_TF2_METADATA) == stop and buf.startswith(prefix, pos) and buf.startswith(_TF2_METADATA, at + 4):
+        return step, _FLOAT.unpack_from(buf, at)[0]
+    at = pos + len(simple)
+    if at + 4 == stop and buf.startswith(simple, pos):
+        return step, _FLOAT.unpack_from(buf, at)[0]
+    return None
 
 
 def read_file(path: Path, tags: Collection[str], *, image_tag: str | None = None,
@@ -233,7 +252,7 @@ def read_file(path: Path, tags: Collection[str], *, image_tag: str | None = None
 def _scan(buf: bytes, base: int, points: dict[str, dict[int, float]], image_tag: str | None,
           image: tuple[int, bytes] | None, name: str) -> tuple[int, tuple[int, bytes] | None, str | None]:
     """Walk the records of buf (which starts at file offset base); returns where it stopped."""
-    needles = [(_needle(t), _tf2_prefix(t), points[t]) for t in points]
+    needles = [(_needle(t), _tf2_prefix(t), _simple_prefix(t), points[t]) for t in points]
     image_needle = _needle(image_tag) if image_tag else None
     find = buf.find
     unpack = _HEADER.unpack_from
@@ -247,7 +266,7 @@ def _scan(buf: bytes, base: int, points: dict[str, dict[int, float]], image_tag:
         if stop + 4 > end:
             break  # the last record is not all there yet: a trainer still writing
         checked = False
-        for needle, prefix, series in needles:
+        for needle, prefix, simple, series in needles:
             if find(needle, start, stop) < 0:
                 continue
             if not checked:
@@ -255,7 +274,7 @@ def _scan(buf: bytes, base: int, points: dict[str, dict[int, float]], image_tag:
                     return base + pos, image, f"{name}: corrupt record at byte {base + pos} (checksum mismatch)"
                 checked = True
             try:
-                point = _tf2_scalar(buf, start, stop, prefix)
+                point = _fast_scalar(buf, start, stop, prefix, simple)
                 if point is None:
                     _decode(buf[start:stop], points, None, None)
                     break  # every asked-for tag of this record is read

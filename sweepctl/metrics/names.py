@@ -13,14 +13,22 @@ Keras's train and validation series, kubeflow/katib#1188).
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
+from functools import lru_cache
 
 __all__ = ["candidates", "safe", "split", "found_note"]
 
 
-def candidates(metric: str) -> list[tuple[str, str]]:
+@lru_cache(maxsize=64)
+def candidates(metric: str) -> tuple[tuple[str, str], ...]:
     """Every (run, tag) reading of `metric`, longest run first, ending with ("", metric)."""
     cuts = [i for i, ch in enumerate(metric) if ch == "/" and 0 < i < len(metric) - 1]
-    return [(metric[:i], metric[i + 1:]) for i in reversed(cuts)] + [("", metric)]
+    return (*((metric[:i], metric[i + 1:]) for i in reversed(cuts)), ("", metric))
+
+
+@lru_cache(maxsize=64)
+def _runs_to_try(metric: str) -> tuple[tuple[str, str], ...]:
+    """The readings with a run that stays inside the trial's folder, longest first (asked once per trial)."""
+    return tuple((run, tag) for run, tag in candidates(metric)[:-1] if safe(run))
 
 
 def safe(run: str) -> bool:
@@ -30,8 +38,8 @@ def safe(run: str) -> bool:
 
 def split(metric: str, is_run: Callable[[str], bool]) -> tuple[str, str]:
     """(run, tag) of `metric`: the longest prefix that `is_run` accepts, else the trial's own folder."""
-    for run, tag in candidates(metric)[:-1]:
-        if safe(run) and is_run(run):
+    for run, tag in _runs_to_try(metric):
+        if is_run(run):
             return run, tag
     return "", metric
 

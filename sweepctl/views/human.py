@@ -342,7 +342,8 @@ class HumanView:
             out.print(f"sweepctl will prune sweep [bold]{escape(s.sweep)}[/] ({escape(s.backend)}: {escape(s.target)}),"
                       f" keeping the best {s.keep} by {escape(s.metric)} ({s.goal}, strategy {s.strategy}):\n")
         lines = [line(STAR if not selection.rule else "", "green", t, "keep") for t in selection.keep]
-        lines += [line("?", "yellow", t, f"keep: no metric yet ({t.note or 'none'}); --include-unscored deletes it")
+        lines += [line("?", "yellow", t, f"keep: no metric{'' if _ended_unscored(t) else ' yet'} "
+                       f"({t.note or 'none'}); --include-unscored deletes it")
                   for t in selection.unscored_kept]
         for t in selection.delete:
             note = "delete: no metric yet" if t.metric is None else t.note or "delete"

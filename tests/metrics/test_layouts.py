@@ -27,7 +27,7 @@ def values(run: events.RunData, metric: str) -> list[float]:
 
 
 def test_a_name_reads_as_the_longest_existing_run_then_the_tag() -> None:
-    assert candidates("a/b/c") == [("a/b", "c"), ("a", "b/c"), ("", "a/b/c")]
+    assert candidates("a/b/c") == (("a/b", "c"), ("a", "b/c"), ("", "a/b/c"))
     assert split("Loss/val", lambda run: False) == ("", "Loss/val")
     assert split("Loss/val", lambda run: run == "Loss") == ("Loss", "val")
     assert split("a/b/c", lambda run: run in {"a", "a/b"}) == ("a/b", "c")
@@ -103,3 +103,10 @@ def test_found_note_puts_the_addressed_folder_first_and_stays_short() -> None:
     many = {"": {f"t{i:02d}" for i in range(20)}}
     assert found_note("x", many).endswith(", ... (20 in all)")
     assert found_note("x", {}) == "no 'x'; found no scalars in its logs"
+
+
+def test_simple_value_scalars_read_alike_at_any_step(tmp_path: Path) -> None:
+    points = [(0, 0.5), (1, 0.25), (300, 0.125), (70_000, 2.0), (2**40, -1.5)]  # one- to six-byte step varints
+    tensorboardx_scalars(tmp_path / "t", {"val_loss": points, "val_loss_epoch": [(0, 9.0)]})
+    run, _ = events.read_run(tmp_path / "t", ["val_loss", "val_loss_epoch"])
+    assert run.scalars["val_loss"].points == points and run.scalars["val_loss_epoch"].points == [(0, 9.0)]

@@ -80,6 +80,8 @@ def test_keras_validation_accuracy_ranks_prunes_and_reports(sweepctl, sweep, ker
     assert [tiles[names[label]]["curve"] for label in "abc"] == [True, True, False]  # ... but its curve is drawn
     assert (tmp_path / "sheet.png").stat().st_size > 0
 
+    dry = sweepctl("prune", spec, "--keep", "best=1", "--dry-run")
+    assert "keep: no metric (no 'validation/epoch_accuracy'; found train/epoch_accuracy" in dry.stdout
     res = sweepctl("prune", spec, "--keep", "best=1", "--auto-approve")
     assert res.exit_code == 0, res.output
     after = rows(sweepctl, spec)
@@ -131,3 +133,35 @@ def test_a_pattern_and_a_tensorboardx_tag_with_a_slash_rank_alike(sweepctl, swee
     by_stdout = rows(sweepctl, spec)
     assert {n: (r["metric"], r["step"], r["rank"]) for n, r in by_stdout.items()} == {
         n: (r["metric"], r["step"], r["rank"]) for n, r in by_events.items()}
+
+
+def test_early_stopping_and_search_history_read_the_same_source(sweep, tmp_path) -> None:
+    import os
+
+    from sweepctl.backends import processes
+    from sweepctl.backends.local import LocalBackend
+    from sweepctl.commands.stopping import apply_rule
+    from sweepctl.core.space import EarlyStopping
+    from sweepctl.core.spec import load_spec
+    from sweepctl.metrics.history import read_history
+
+    def printed(*losses: float):
+        return lambda dst: (dst.mkdir(), (dst / "stdout.log").write_text(
+            "".join(f"step={10 * i} loss={v}\n" for i, v in enumerate(losses))))
+
+    spec_path, names = sweep({"a": ("Succeeded", printed(1.0, 0.5)), "b": ("Succeeded", printed(1.0, 0.4)),
+                              "c": ("Succeeded", printed(1.0, 0.25)), "d": ("Running", printed(5.0, 4.0))},
+                             "{source: stdout, metric: loss}")
+    state_file = tmp_path / ".sweepctl" / "sweeps" / SWEEP / "state.json"
+    state = json.loads(state_file.read_text())
+    state["trials"][names["d"]]["process"] = processes.identity(os.getpid())  # alive: still training
+    state_file.write_text(json.dumps(state))
+    spec = load_spec(spec_path.read_text(), filename=str(spec_path))
+    backend = LocalBackend(state_dir=tmp_path / ".sweepctl")
+    observed = backend.observe(SWEEP)
+
+    history = {p.name: (p.value, p.step) for p in read_history(backend, spec, observed)}
+    assert history == {names["a"]: (0.5, 10), names["b"]: (0.4, 10), names["c"]: (0.25, 10), names["d"]: (4.0, 10)}
+    outcome = apply_rule(sweep=SWEEP, backend=backend, spec=spec, metric="loss", goal="minimize",
+                         rule=EarlyStopping(), observed=observed)
+    assert [s.name for s in outcome.stops] == [names["d"]]  # worse than the median of the others at every step

@@ -143,7 +143,8 @@ def test_keras_folders_are_runs_of_the_trial_read_in_the_same_requests_as_the_re
     accuracy = {}
     for i, job in enumerate(scored):
         accuracy[job] = 0.5 + i / 8  # exact in float32
-        tensorboardx_scalars(tmp_path / "logs" / job / "validation", {"epoch_accuracy": [(0, 0.25), (1, accuracy[job])]})
+        tensorboardx_scalars(tmp_path / "logs" / job / "validation",
+                             {"epoch_accuracy": [(0, 0.25), (1, accuracy[job])]})
         # train/ holds the same tag, higher: read it and the ranking would differ
         tensorboardx_scalars(tmp_path / "logs" / job / "train", {"epoch_accuracy": [(0, 0.9 - i / 8)]})
     tensorboardx_scalars(tmp_path / "logs" / lost / "train", {"epoch_accuracy": [(0, 0.75)], "epoch_loss": [(0, 1.0)]})
