@@ -60,8 +60,8 @@ from sweepctl import workspace
 from sweepctl.backends import processes
 from sweepctl.backends.base import ApplyResult, Progress, RunningTrial
 from sweepctl.backends.forkserver import EXIT_FILE
-from sweepctl.core.diagnostics import SweepctlError
 from sweepctl.core.command import environment, with_log_dir
+from sweepctl.core.diagnostics import SweepctlError
 from sweepctl.core.manifests import FAILURE, PARAMS, TEMPLATE_HASH, TRIAL, local_trial
 from sweepctl.core.objective import EVENT_FILES, STDOUT, MetricSource
 from sweepctl.core.plan import PRUNED, Action, Change, LiveObject, Observed, Plan
