@@ -58,7 +58,7 @@ def _prune(view: View, target: SweepTarget, access: Access, *, keep: str | None,
     with paused_gc():
         status = sweep_status(backend, target.sweep, metric=target.metric, goal=target.goal,
                               strategy=strategy or default_strategy(target.goal), keep=k,
-                              tensorboard_url=tensorboard_url, observed=observed)
+                              tensorboard_url=tensorboard_url, observed=observed, source=target.source)
     selection = select_for_prune(status, include_unscored=include_unscored)
     view.prune_plan(selection, dry_run=dry_run)
     unfinished = status.unfinished_prunes  # an earlier prune's deletes that never happened: finished now
