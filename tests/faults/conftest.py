@@ -86,21 +86,6 @@ class Bed:
         thread.start()
         return thread
 
-    def freeze_etcd_in(self, delay: float, frozen_for: float) -> threading.Thread:
-        """In the background: SIGSTOP etcd after `delay` s, SIGCONT it `frozen_for` s later."""
-        def go() -> None:
-            time.sleep(delay)
-            pid = self.pid("etcd")
-            os.kill(pid, signal.SIGSTOP)
-            try:
-                time.sleep(frozen_for)
-            finally:
-                os.kill(pid, signal.SIGCONT)
-
-        thread = threading.Thread(target=go, daemon=True)
-        thread.start()
-        return thread
-
 
 @pytest.fixture(scope="session")
 def bed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Bed]:
