@@ -117,3 +117,28 @@ def proxy_requests(kubectl: Callable[..., subprocess.CompletedProcess[str]]) -> 
                 and 'subresource="proxy"' in line):
             total += int(float(line.rsplit(" ", 1)[1]))
     return total
+
+
+_ALL_STATUSES = ["STATUS_UNKNOWN", "STATUS_SUCCESS", "STATUS_FAILURE", "STATUS_RUNNING"]
+
+
+def _hparams(url: str, route: str, body: dict) -> dict:
+    """POST to the HParams plugin's route, as its dashboard does."""
+    request = urllib.request.Request(url + "data/plugin/hparams/" + route, data=json.dumps(body).encode(),
+                                     headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=30) as response:
+        return json.loads(response.read())
+
+
+def hparams_experiment(url: str) -> dict:
+    """The HParams dashboard's experiment: hparamInfos (name, type, domain) and metricInfos."""
+    return _hparams(url, "experiment", {"experimentName": ""})
+
+
+def hparams_sessions(url: str) -> dict[str, dict]:
+    """Every session the HParams dashboard lists, by name: {"hparams", "status", "metrics": {tag: value}}."""
+    groups = _hparams(url, "session_groups", {"startIndex": 0, "sliceSize": 100000, "allowedStatuses": _ALL_STATUSES,
+                                              "colParams": [], "aggregationType": "AGGREGATION_AVG"})
+    return {s["name"]: {"hparams": g["hparams"], "status": s["status"],
+                        "metrics": {m["name"]["tag"]: m["value"] for m in s.get("metricValues", [])}}
+            for g in groups.get("sessionGroups", []) for s in g["sessions"]}

@@ -494,6 +494,9 @@ class KubernetesBackend:
         return [tensorboard_deployment(spec, namespace=self._namespace),
                 tensorboard_service(spec, namespace=self._namespace)]
 
+    def record_hparams(self, spec: Any, plan: Plan) -> None:
+        return None  # TODO: the TensorBoard pod writes them from a ConfigMap
+
     def read_runs(self, sweep: str, names: Any, tags: Any, *, image_tag: str | None = None,
                   tensorboard_url: str | None = None, required: bool = True) -> dict[str, Any]:
         """From the sweep's TensorBoard: through the API server's service proxy, or at tensorboard_url.

@@ -78,6 +78,7 @@ def _converge(spec: Spec, backend: Backend, plan: Plan, interval: float, view: V
     """Apply plans until one has no changes and no trial is unfinished."""
     stuck, last = 0, None
     while True:
+        backend.record_hparams(spec, plan)  # every round: new trials, and the states of finished ones
         if plan.has_changes:
             changes = sorted((c.action.value, c.name) for c in plan.trials if c.action.value != " ")
             plan.check_requirements()
