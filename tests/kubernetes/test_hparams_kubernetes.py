@@ -1,4 +1,4 @@
-"""The HParams dashboard of a Kubernetes sweep: the ConfigMap sweepctl keeps, and what the TensorBoard pod writes from it.
+"""The HParams dashboard of a Kubernetes sweep: the ConfigMap sweepctl keeps, and what its TensorBoard pod writes.
 
 The API-only control plane runs no pods: the TensorBoard pod's `hparams`
 container is run here as a process, with the command its Deployment gives it,
