@@ -118,9 +118,11 @@ def test_a_missing_optional_dependency_is_one_line_naming_the_extra(spec: Path, 
     from tensorboard.summary.writer.event_file_writer import EventFileWriter
 
     state = tmp_path / ".sweepctl" / "sweeps" / "tiny"
-    writer = EventFileWriter(str(state / "logs" / "tiny-hl0-0123456789"))  # what a trainer leaves: reading it needs TensorBoard
+    # A record only TensorBoard's protos decode (two values in one summary; one scalar alone is read without).
+    writer = EventFileWriter(str(state / "logs" / "tiny-hl0-0123456789"))
     writer.add_event(event_pb2.Event(step=1, wall_time=1.0, summary=summary_pb2.Summary(
-        value=[summary_pb2.Summary.Value(tag="loss", simple_value=1.0)])))
+        value=[summary_pb2.Summary.Value(tag="loss", simple_value=1.0),
+               summary_pb2.Summary.Value(tag="accuracy", simple_value=0.5)])))
     writer.close()
     (state / "state.json").write_text(json.dumps({"trials": {"tiny-hl0-0123456789": {
         "id": "0123456789", "uid": "u", "params": {"hiddenLayers": 0}, "args": [], "template_hash": "x",

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
+from sweepctl.core.objective import EVENT_FILES, MetricSource
 from sweepctl.core.plan import Change, Observed, Plan
 from sweepctl.core.spec import Scalar, Spec
 from sweepctl.core.trials import Trial
@@ -96,11 +97,16 @@ class Backend(Protocol):
         ...
 
     def read_runs(self, sweep: str, names: Collection[str], tags: Collection[str], *, image_tag: str | None = None,
-                  tensorboard_url: str | None = None, required: bool = True) -> dict[str, RunData]:
-        """Each named trial's TensorBoard series of `tags` (and latest `image_tag` picture), by trial name.
+                  tensorboard_url: str | None = None, required: bool = True, source: MetricSource = EVENT_FILES,
+                  explain: Collection[str] = ()) -> dict[str, RunData]:
+        """Each named trial's series of `tags` (metric names) and latest `image_tag` picture, by trial name.
 
-        With required=False, a TensorBoard that cannot be reached (still starting,
-        say) leaves every trial without a metric instead of failing."""
+        From the trials' event files (`<run subfolder>/<tag>`, metrics.names)
+        or, with a stdout source, from the lines their trainers printed. With
+        required=False, a TensorBoard that cannot be reached (still starting,
+        say) leaves every trial without a metric instead of failing. A trial
+        named in `explain` has ended: a metric it lacks says what was found
+        instead (the runs and tags of its logs; the last line it printed)."""
         ...
 
     def local_logs(self, sweep: str) -> Path | None:

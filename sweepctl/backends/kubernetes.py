@@ -22,6 +22,7 @@ from typing import Any
 
 import orjson
 
+from sweepctl import __version__
 from sweepctl.backends.base import ApplyResult, Progress
 from sweepctl.core.diagnostics import SweepctlError
 from sweepctl.core.manifests import (
@@ -34,9 +35,11 @@ from sweepctl.core.manifests import (
     TEMPLATE_HASH,
     TRAINER_GROUP,
     TRAINER_VERSION,
+    TRIAL,
     TRIAL_PATHS,
     sweep_selector,
 )
+from sweepctl.core.objective import EVENT_FILES, STDOUT, MetricSource
 from sweepctl.core.plan import PRUNED, Action, Change, LiveObject, Observed, Plan
 from sweepctl.core.schema import DEFAULT_RUNTIME
 
@@ -47,9 +50,10 @@ PAGE_SIZE = 500
 # A Table of objects' metadata, with the kind's printer columns (TFJob: State).
 _TABLE = "application/json;as=Table;g=meta.k8s.io;v=v1"
 FIELD_MANAGER = "sweepctl"
-# Field managers whose spec fields are sweepctl's own: its name, and the Python
-# client's default, which objects created by earlier versions carry.
-_OWN_MANAGERS = frozenset({FIELD_MANAGER, "OpenAPI-Generator"})
+# The Python client's default field manager (from its User-Agent): earlier
+# versions of sweepctl created trials under it, and so does every Python tool
+# (the Kubeflow SDK, notebooks, scripts) that edits them.
+_PYTHON_CLIENT = "OpenAPI-Generator"
 _IN_CLUSTER_NAMESPACE = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
 
 # Collection paths, by kind, in a namespace (ClusterTrainingRuntime: cluster-scoped).
@@ -60,7 +64,10 @@ _PATHS = {
     "Deployment": "/apis/apps/v1/namespaces/{ns}/deployments",
     "Service": "/api/v1/namespaces/{ns}/services",
     "ConfigMap": "/api/v1/namespaces/{ns}/configmaps",
+    "Pod": "/api/v1/namespaces/{ns}/pods",
 }
+# The trainer's container in a trial's pod: a TFJob's (its webhook's name), a TrainJob's.
+_TRAINER_CONTAINERS = ("tensorflow", "node")
 
 
 # How much of pruned-trial records one ConfigMap takes (a ConfigMap holds at
@@ -160,6 +167,9 @@ class Cluster:
         cfg.connection_pool_maxsize = workers
         self.server: str = cfg.host
         self._api = client.ApiClient(cfg)
+        # A write without fieldManager is recorded under the User-Agent's name:
+        # sweepctl's, never the Python client's, which other tools share.
+        self._api.user_agent = f"{FIELD_MANAGER}/{__version__}"
         self._exception = client.exceptions.ApiException
         self._lock = threading.Lock()
         self.requests = 0
@@ -275,7 +285,8 @@ def _live(kind: str, item: dict[str, Any]) -> LiveObject:
         state = read_state(item.get("status")) if read_state else ""
         spec = item.get("spec") or {}
     return LiveObject(
-        foreign=_foreign_spec_fields(meta.get("managedFields")) if kind in TRIAL_PATHS else {},
+        foreign=_foreign_spec_fields(meta.get("managedFields"), meta.get("creationTimestamp"))
+        if kind in TRIAL_PATHS else {},
         kind=kind,
         name=meta["name"],
         uid=meta.get("uid", ""),
@@ -288,7 +299,7 @@ def _live(kind: str, item: dict[str, Any]) -> LiveObject:
     )
 
 
-def _foreign_spec_fields(entries: Any) -> dict[str, Any]:
+def _foreign_spec_fields(entries: Any, created: str | None) -> dict[str, Any]:
     """The spec fields each field manager other than sweepctl set: manager -> fieldsV1 under f:spec.
 
     Status updates (the operator's) are another subresource and never count.
@@ -299,10 +310,22 @@ def _foreign_spec_fields(entries: Any) -> dict[str, Any]:
     for entry in entries or ():
         manager = entry.get("manager") or "unknown"
         spec = (entry.get("fieldsV1") or {}).get("f:spec")
-        if manager in _OWN_MANAGERS or entry.get("subresource") or spec is None:
+        if manager == FIELD_MANAGER or _old_create(entry, created) or entry.get("subresource") or spec is None:
             continue
         out[manager] = _merge(out.get(manager, {}), spec)
     return out
+
+
+def _old_create(entry: dict[str, Any], created: str | None) -> bool:
+    """Whether this entry is the create of an earlier sweepctl, which wrote as the Python client.
+
+    Its time is the object's creation time. The API server merges a later
+    update by the same manager into the entry and moves its time, so an edit
+    by any Python tool afterwards makes the entry, and its fields, foreign (an
+    edit within the creation's second, the timestamps' precision, is missed).
+    """
+    return (entry.get("manager") == _PYTHON_CLIENT and entry.get("operation") == "Update"
+            and created is not None and entry.get("time") == created)
 
 
 def _merge(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
@@ -565,12 +588,18 @@ class KubernetesBackend:
         self._hparams_sent.pop(sweep, None)
 
     def read_runs(self, sweep: str, names: Any, tags: Any, *, image_tag: str | None = None,
-                  tensorboard_url: str | None = None, required: bool = True) -> dict[str, Any]:
+                  tensorboard_url: str | None = None, required: bool = True, source: MetricSource = EVENT_FILES,
+                  explain: Any = ()) -> dict[str, Any]:
         """From the sweep's TensorBoard: through the API server's service proxy, or at tensorboard_url.
 
         The multi-run read POSTs through the proxy (`create` on services/proxy);
-        where that is refused, `notes` says so and which verb to grant."""
+        where that is refused, `notes` says so and which verb to grant. A
+        stdout source reads the trial pods' logs instead (`_pod_logs`)."""
         from sweepctl.metrics import tensorboard
+
+        if source.kind == STDOUT:
+            self.notes = ()
+            return self._pod_logs(sweep, names, tags, source, ended=set(explain), required=required)
 
         fetch: tensorboard.Fetch
         if tensorboard_url:
@@ -586,9 +615,62 @@ class KubernetesBackend:
                     raise tensorboard.FetchError(str(err), status=err.status) from None
 
             where = self.cluster.server + base
-        reading = tensorboard.read_runs(fetch, names, tags, where=where, image_tag=image_tag, required=required)
+        reading = tensorboard.read_runs(fetch, names, tags, where=where, image_tag=image_tag, required=required,
+                                        explain=explain)
         self.notes = (reading.note,) if reading.note else ()
         return reading.runs
+
+    def _pod_logs(self, sweep: str, names: Any, metrics: Any, source: MetricSource, *, ended: set[str],
+                  required: bool) -> dict[str, Any]:
+        """The trials' metrics from their pods' logs: one LIST of the sweep's trial pods, one GET per log.
+
+        The trainer's command is not wrapped: its own output is read as the
+        API server serves it (`list` on pods, `get` on pods/log). A trial's
+        newest pod is the one read (a retried trial's current attempt). A
+        trial name ends with its id, which its pods carry as a label.
+        """
+        from sweepctl.metrics import stdout
+        from sweepctl.metrics.events import RunData
+        from sweepctl.metrics.ranking import Series
+
+        by_id = {name.rsplit("-", 1)[-1]: name for name in names}
+        newest: dict[str, dict[str, Any]] = {}
+        try:
+            for pod in self.cluster.list("Pod", self._namespace, f"{sweep_selector(sweep)},{TRIAL}"):
+                meta = pod.get("metadata") or {}
+                name = by_id.get((meta.get("labels") or {}).get(TRIAL, ""))
+                if name is not None and (name not in newest or meta.get("creationTimestamp", "")
+                                         >= newest[name]["metadata"].get("creationTimestamp", "")):
+                    newest[name] = pod
+        except ApiError as err:
+            if required:
+                raise
+            return {n: RunData(scalars={m: stdout.series(None, m) for m in metrics}, error=str(err)) for n in names}
+
+        def read(name: str) -> tuple[str, Any]:
+            pod = newest.get(name)
+            text: str | None = None
+            why = None
+            if pod is not None:
+                containers = [c.get("name") for c in (pod.get("spec") or {}).get("containers") or []]
+                container = next((c for c in _TRAINER_CONTAINERS if c in containers), containers[0] if containers
+                                 else None)
+                try:
+                    data = self.cluster.request_bytes(
+                        "GET", self.cluster.path("Pod", self._namespace, pod["metadata"]["name"]) + "/log",
+                        query=[("container", container)] if container else [], accept="*/*")
+                    text = data.decode(errors="replace")
+                except ApiError as err:
+                    if err.status == 403 and required:
+                        raise
+                    why = None if err.status == 400 else str(err)  # 400: its container has not started
+            scalars = {m: stdout.series(text, m, source.pattern, ended=name in ended) for m in metrics}
+            if why:
+                scalars = {m: s if s.points else Series(error=why) for m, s in scalars.items()}
+            return name, RunData(scalars=scalars)
+
+        with ThreadPoolExecutor(max_workers=self.workers) as pool:
+            return dict(pool.map(read, list(names)))
 
     def local_logs(self, sweep: str) -> Path | None:
         return None  # on the sweep's shared volume, in the cluster

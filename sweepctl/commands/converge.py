@@ -114,7 +114,8 @@ def _next_plan(spec: Spec, backend: Backend, interval: float, view: View, tensor
 def _status(spec: Spec, backend: Backend, tensorboard_url: str | None) -> SweepStatus:
     # Progress only: states still show while a TensorBoard starts (proposals and stops do need the metrics).
     return sweep_status(backend, spec.name, metric=spec.metric, goal=spec.goal, strategy=default_strategy(spec.goal),
-                        keep=3, tensorboard_url=tensorboard_url, metrics_required=False)
+                        keep=3, tensorboard_url=tensorboard_url, metrics_required=False,
+                        source=spec.metric_source)
 
 
 def _summary(spec: Spec, status: SweepStatus) -> str:

@@ -45,7 +45,7 @@ def run(view: View, *, spec_path: Path | None, sweep: str | None, access: Access
     with paused_gc():
         status = sweep_status(backend, target.sweep, metric=target.metric, goal=target.goal,
                               strategy=strategy or default_strategy(target.goal), keep=k,
-                              tensorboard_url=tensorboard_url, observed=observed)
+                              tensorboard_url=tensorboard_url, observed=observed, source=target.source)
     selection = select_for_prune(status, include_unscored=include_unscored)
     view.prune_plan(selection, dry_run=dry_run)
     if dry_run or not selection.delete:

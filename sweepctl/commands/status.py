@@ -29,7 +29,8 @@ def run(view: View, *, spec_path: Path | None, sweep: str | None, access: Access
             require_sweep(target, observed)
             status = sweep_status(target.backend, target.sweep, metric=target.metric, goal=target.goal,
                                   strategy=strategy or default_strategy(target.goal), keep=k,
-                                  tensorboard_url=tensorboard_url, observed=observed, metrics_required=False)
+                                  tensorboard_url=tensorboard_url, observed=observed, metrics_required=False,
+                                  source=target.source)
         view.status(status, refresh=refresh)
         if not watch:
             return 0

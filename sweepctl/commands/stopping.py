@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 from sweepctl.backends.base import Backend
 from sweepctl.core.manifests import TRIAL
+from sweepctl.core.objective import EVENT_FILES
 from sweepctl.core.plan import Action, Change, Observed, Plan, fingerprint
 from sweepctl.core.search import FINISHED
 from sweepctl.core.space import EarlyStopping
@@ -38,7 +39,8 @@ def apply_rule(*, sweep: str, backend: Backend, spec: Spec | None, metric: str, 
     """Judge every unfinished trial of the sweep by the rule; plan to stop (prune) those it stops."""
     live = [o.name for o in observed.objects if TRIAL in o.labels]
     names = live + [n for n in observed.pruned if n not in set(live)]
-    runs = backend.read_runs(sweep, names, [metric], tensorboard_url=tensorboard_url) if names else {}
+    runs = backend.read_runs(sweep, names, [metric], tensorboard_url=tensorboard_url,
+                             source=spec.metric_source if spec else EVENT_FILES) if names else {}
     series = {n: r.scalars[metric] for n, r in runs.items()}
     status = build_status(sweep=sweep, backend=backend.name, target=backend.target, metric=metric, goal=goal,
                           strategy=default_strategy(goal), keep=keep, observed=observed,

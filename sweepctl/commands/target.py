@@ -13,6 +13,7 @@ from sweepctl.backends import open_backend
 from sweepctl.backends.base import Backend
 from sweepctl.commands.common import Access, backend_for, read_spec
 from sweepctl.core.diagnostics import SweepctlError, did_you_mean
+from sweepctl.core.objective import EVENT_FILES, MetricSource
 from sweepctl.core.plan import Observed
 from sweepctl.core.spec import Spec
 from sweepctl.workspace import check_sweep_name, last_sweep
@@ -39,6 +40,10 @@ class SweepTarget:
     @property
     def goal(self) -> str:
         return self.spec.goal if self.spec else "minimize"
+
+    @property
+    def source(self) -> MetricSource:
+        return self.spec.metric_source if self.spec else EVENT_FILES
 
 
 def find_sweep(spec_path: Path | None, sweep: str | None, access: Access) -> SweepTarget:

@@ -1,8 +1,8 @@
 """What earlier commands read from a local sweep's event files, kept in the state folder.
 
-One JSON file per set of asked-for tags (`<folder>/events-<hash>.json`): for
-each trial's event file, its size and mtime when read, how far it was read,
-and the points it held. `status` then opens only the files that changed, and
+One JSON file per set of asked-for metrics (`<folder>/events-<hash>.json`): for
+each trial's event file (by its path in the trial's folder, `validation/events...`),
+its size and mtime when read, how far it was read, and the points it held. `status` then opens only the files that changed, and
 reads only what was appended to them; `status --watch` rereads a training
 sweep for the price of its new records.
 
@@ -30,7 +30,7 @@ from sweepctl.metrics.ranking import Points
 
 __all__ = ["cache_file", "load", "save"]
 
-FORMAT = 2  # 2: points in step order
+FORMAT = 3  # 2: points in step order; 3: files by path in the trial's folder (run subfolders)
 Reads = Mapping[str, Mapping[str, FileRead]]  # trial name -> event file name -> read
 
 

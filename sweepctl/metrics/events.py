@@ -7,8 +7,15 @@ bytes) and scalars that status does not ask for, so the reader walks the
 record headers (each length is checked) and looks only inside records that
 can hold an asked-for tag: those containing the tag's encoded bytes. Only
 those have their payload's checksum verified (compiled CRC32C) and are
-decoded; the shape TensorFlow 2 writes a float32 scalar in is decoded by one
-regular expression, anything else by TensorBoard's own protos.
+decoded; the shapes TensorFlow 2 writes a float32 scalar in, and a simple_value
+scalar (TF1, PyTorch, tensorboardX, Lightning), are read by comparing bytes,
+anything else by TensorBoard's own protos.
+
+A trial's runs are its folder and any subfolder holding event files (Keras's
+`train/` and `validation/`, Lightning's `lightning_logs/version_N/`); a metric
+name addresses one run and one tag (`sweepctl.metrics.names`). Only the runs
+the asked-for metrics name are listed and read: one directory listing per
+run, as for the flat layout.
 
 `read_file` can resume from a `FileRead`: how far a file was read and what it
 held. An unchanged file (same size and mtime) is not opened; a grown one is
@@ -23,17 +30,18 @@ import struct
 import sys
 import types
 from collections.abc import Collection, Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
 from google_crc32c import value as _crc32c
 
+from sweepctl.metrics.names import found_note, split
 from sweepctl.metrics.ranking import Points, Series
 
-__all__ = ["RunData", "FileRead", "read_file", "read_run", "read_runs", "event_files", "masked_crc32c", "frame",
-           "payloads", "signature"]
+__all__ = ["RunData", "FileRead", "read_file", "read_run", "read_runs", "locate", "runs_under", "scalar_tags",
+           "event_files", "masked_crc32c", "frame", "payloads", "signature"]
 
 # TensorBoard's lazy `tf` (tensorboard.compat.tf) imports TensorFlow when it is
 # installed, unless a module named tensorboard.compat.notf can be imported: that
@@ -107,14 +115,25 @@ def event_files(log_dir: Path) -> list[Path]:
 
 
 def signature(log_dirs: Iterable[Path]) -> tuple[tuple[str, int, int], ...]:
-    """(name, size, mtime_ns) of every event file in these run folders: it changes whenever a trainer logs.
+    """(path, size, mtime_ns) of every event file under these trial folders: it changes whenever a trainer logs.
 
-    A few stat calls, no reading: cheap enough to ask several times a second.
+    A few stat calls per run folder, no reading: cheap enough to ask several times a second.
     """
-    return tuple(entry for log_dir in log_dirs for entry in _listing(log_dir))
+    return tuple((f"{log_dir}/{run}/{name}", size, mtime) for log_dir in log_dirs
+                 for run in sorted(runs_under(log_dir)) for name, size, mtime in _listing(log_dir / run))
 
 
-def _listing(log_dir: Path) -> list[tuple[str, int, int]]:
+def runs_under(log_dir: Path) -> list[str]:
+    """Every run under a trial's log folder: the folders holding event files, by path ("" is the folder itself)."""
+    out = []
+    for folder, _, files in os.walk(log_dir):
+        if any(f.startswith("events.out.tfevents.") for f in files):
+            rel = os.path.relpath(folder, log_dir)
+            out.append("" if rel == "." else rel.replace(os.sep, "/"))
+    return sorted(out)
+
+
+def _listing(log_dir: Path | str) -> list[tuple[str, int, int]]:
     """(name, size, mtime_ns) of the run's event files, by name; a file that vanishes meanwhile is left out."""
     out = []
     try:
@@ -154,6 +173,15 @@ def _tf2_prefix(tag: str) -> bytes:
     return b"\x2a" + _varint(len(inner) + value_length) + inner + value
 
 
+@lru_cache(maxsize=64)
+def _simple_prefix(tag: str) -> bytes:
+    """The bytes of a simple_value scalar Event (TF1, PyTorch, tensorboardX, Lightning) from its summary
+    field to its float: one Summary holding one Value with the tag and simple_value (field 2, fixed32)."""
+    value = _needle(tag) + b"\x15"
+    inner = b"\x0a" + _varint(len(value) + 4)
+    return b"\x2a" + _varint(len(inner) + len(value) + 4) + inner + value
+
+
 def _varint(n: int) -> bytes:
     out = bytearray()
     while n >= 0x80:
@@ -163,8 +191,9 @@ def _varint(n: int) -> bytes:
     return bytes(out)
 
 
-def _tf2_scalar(buf: bytes, start: int, stop: int, prefix: bytes) -> tuple[int, float] | None:
-    """(step, value) of an Event laid out exactly as TensorFlow 2 writes a float32 scalar, else None."""
+def _fast_scalar(buf: bytes, start: int, stop: int, prefix: bytes, simple: bytes) -> tuple[int, float] | None:
+    """(step, value) of an Event laid out exactly as TensorFlow 2 writes a float32 scalar, or as a
+    simple_value scalar is written (`simple`), else None: anything else is decoded by the protos."""
     if buf[start] != 0x09:  # wall_time
         return None
     pos, step = start + 9, 0
@@ -181,10 +210,12 @@ def _tf2_scalar(buf: bytes, start: int, stop: int, prefix: bytes) -> tuple[int, 
         if step >= 1 << 63:
             step -= 1 << 64  # int64, as protobuf encodes a negative one
     at = pos + len(prefix)
-    if at + 4 + len(_TF2_METADATA) != stop or not buf.startswith(prefix, pos) \
-            or not buf.startswith(_TF2_METADATA, at + 4):
-        return None
-    return step, _FLOAT.unpack_from(buf, at)[0]
+    if at + 4 + len(_TF2_METADATA) == stop and buf.startswith(prefix, pos) and buf.startswith(_TF2_METADATA, at + 4):
+        return step, _FLOAT.unpack_from(buf, at)[0]
+    at = pos + len(simple)
+    if at + 4 == stop and buf.startswith(simple, pos):
+        return step, _FLOAT.unpack_from(buf, at)[0]
+    return None
 
 
 def read_file(path: Path, tags: Collection[str], *, image_tag: str | None = None,
@@ -195,6 +226,8 @@ def read_file(path: Path, tags: Collection[str], *, image_tag: str | None = None
     an exception. A step written twice keeps the later value.
     """
     st = os.stat(path)
+    if previous is not None and not all(t in previous.points for t in tags):
+        previous = None  # read for other tags (the metric's run changed): read again
     if previous is not None and (previous.size, previous.mtime_ns) == (st.st_size, st.st_mtime_ns):
         return previous
     with open(path, "rb") as f:
@@ -219,7 +252,7 @@ def read_file(path: Path, tags: Collection[str], *, image_tag: str | None = None
 def _scan(buf: bytes, base: int, points: dict[str, dict[int, float]], image_tag: str | None,
           image: tuple[int, bytes] | None, name: str) -> tuple[int, tuple[int, bytes] | None, str | None]:
     """Walk the records of buf (which starts at file offset base); returns where it stopped."""
-    needles = [(_needle(t), _tf2_prefix(t), points[t]) for t in points]
+    needles = [(_needle(t), _tf2_prefix(t), _simple_prefix(t), points[t]) for t in points]
     image_needle = _needle(image_tag) if image_tag else None
     find = buf.find
     unpack = _HEADER.unpack_from
@@ -233,7 +266,7 @@ def _scan(buf: bytes, base: int, points: dict[str, dict[int, float]], image_tag:
         if stop + 4 > end:
             break  # the last record is not all there yet: a trainer still writing
         checked = False
-        for needle, prefix, series in needles:
+        for needle, prefix, simple, series in needles:
             if find(needle, start, stop) < 0:
                 continue
             if not checked:
@@ -241,7 +274,7 @@ def _scan(buf: bytes, base: int, points: dict[str, dict[int, float]], image_tag:
                     return base + pos, image, f"{name}: corrupt record at byte {base + pos} (checksum mismatch)"
                 checked = True
             try:
-                point = _tf2_scalar(buf, start, stop, prefix)
+                point = _fast_scalar(buf, start, stop, prefix, simple)
                 if point is None:
                     _decode(buf[start:stop], points, None, None)
                     break  # every asked-for tag of this record is read
@@ -314,92 +347,165 @@ def _image(value: Any) -> bytes | None:
     return None
 
 
-def read_run(log_dir: Path, tags: Collection[str], *, image_tag: str | None = None,
+def read_run(log_dir: Path, metrics: Collection[str], *, image_tag: str | None = None,
              previous: Mapping[str, FileRead] | None = None) -> tuple[RunData, dict[str, FileRead]]:
-    """Every point of `tags` in the run's event files, and how far each file was read.
+    """Every point of `metrics` in a trial's event files, and how far each file was read.
 
-    `previous` maps file names to earlier reads to resume from. Missing, empty
-    or corrupt files give empty series with an error saying why. Points are
-    ordered by step; a step written twice (a restarted trial, whose new file
-    sorts later) keeps the later value.
+    A metric is `<run subfolder>/<tag>` or a tag of the folder itself
+    (`sweepctl.metrics.names`). `previous` maps files (by path in the trial's
+    folder) to earlier reads to resume from. Missing, empty or corrupt files
+    give empty series with an error saying why. Points are ordered by step; a
+    step written twice (a restarted trial, whose new file sorts later) keeps
+    the later value.
     """
-    return _read_files(log_dir, event_files(log_dir), tags, image_tag=image_tag, previous=previous or {})
+    where, listings = locate(log_dir, metrics, image=image_tag is not None)
+    return _read_files(log_dir, where, _files(listings), image_tag=image_tag, previous=previous or {})
 
 
-def _read_files(log_dir: Path, files: list[Path], tags: Collection[str], *, image_tag: str | None,
-                previous: Mapping[str, FileRead]) -> tuple[RunData, dict[str, FileRead]]:
+def locate(log_dir: Path, metrics: Collection[str], *, image: bool = False
+           ) -> tuple[dict[str, tuple[str, str]], dict[str, list[tuple[str, int, int]]]]:
+    """Each metric's (run, tag) in this trial's folder, and the event files of the runs they name.
+
+    One directory listing per run looked at: a plain tag lists the trial's
+    folder only, `validation/epoch_loss` its `validation/` folder.
+    """
+    base = str(log_dir)
+    listings: dict[str, list[tuple[str, int, int]]] = {}
+
+    def listing(run: str) -> list[tuple[str, int, int]]:
+        if run not in listings:
+            listings[run] = _listing(f"{base}/{run}" if run else base)
+        return listings[run]
+
+    where = {m: split(m, lambda run: bool(listing(run))) if "/" in m else ("", m) for m in metrics}
+    needed = {run for run, _ in where.values()} | ({""} if image else set())
+    for run in needed:
+        listing(run)
+    return where, {run: listings[run] for run in sorted(needed)}
+
+
+def _files(listings: Mapping[str, list[tuple[str, int, int]]]) -> list[tuple[str, str]]:
+    """(key, run) of each listed event file; a file's key is its path in the trial's folder."""
+    return [(f"{run}/{name}" if run else name, run) for run, files in listings.items() for name, _, _ in files]
+
+
+def _read_files(log_dir: Path, where: Mapping[str, tuple[str, str]], files: list[tuple[str, str]], *,
+                image_tag: str | None, previous: Mapping[str, FileRead]) -> tuple[RunData, dict[str, FileRead]]:
     if not files:
         error = "no logs" if not log_dir.is_dir() else "no event files"
-        return RunData(scalars={t: Series(error=error) for t in tags}, error=error), {}
+        return RunData(scalars={m: Series(error=error) for m in where}, error=error), {}
     reads: dict[str, FileRead] = {}
     problems: list[str] = []
-    for path in files:
+    for key, run in files:
+        tags = [tag for r, tag in where.values() if r == run]
         try:
-            reads[path.name] = read_file(path, tags, image_tag=image_tag, previous=previous.get(path.name))
+            reads[key] = read_file(log_dir / key, tags, image_tag=image_tag if run == "" else None,
+                                   previous=previous.get(key))
         except OSError as err:
-            problems.append(f"{path.name}: {err.strerror or err}")
-    return run_data(reads, tags, problems), reads
+            problems.append(f"{key}: {err.strerror or err}")
+    return run_data(reads, where, problems), reads
 
 
-def run_data(reads: Mapping[str, FileRead], tags: Collection[str], problems: list[str] | None = None) -> RunData:
-    """One run's series from its files' reads, the later file winning a step both hold."""
+def run_data(reads: Mapping[str, FileRead], where: Mapping[str, tuple[str, str]],
+             problems: list[str] | None = None) -> RunData:
+    """One trial's series from its files' reads (by key), the later file of a run winning a step both hold."""
     problems = [*(problems or []), *(r.error for r in reads.values() if r.error)]
     error = "; ".join(problems) or None
+    by_run: dict[str, list[FileRead]] = {}
+    for key in sorted(reads):
+        by_run.setdefault(key.rpartition("/")[0], []).append(reads[key])
     scalars = {}
-    for tag in tags:
-        if len(reads) == 1:  # one event file, as most runs have: its points as they are
-            points = next(iter(reads.values())).points.get(tag) or Points.of(())
+    for metric, (run, tag) in where.items():
+        files = by_run.get(run, ())
+        if len(files) == 1:  # one event file, as most runs have: its points as they are
+            points = files[0].points.get(tag) or Points.of(())
         else:
             merged: dict[int, float] = {}
-            for name in sorted(reads):
-                merged.update(reads[name].points.get(tag, ()))
+            for read in files:
+                merged.update(read.points.get(tag, ()))
             points = Points.of(sorted(merged.items()))
-        scalars[tag] = Series(points=points, error=None if points else error or f"no '{tag}' values")
-    images = [r.image for _, r in sorted(reads.items()) if r.image]
+        scalars[metric] = Series(points=points, error=None if points else error or f"no '{metric}' values")
+    images = [r.image for r in by_run.get("", ()) if r.image]
     image = max(images, key=lambda i: i[0])[1] if images else None
     return RunData(scalars=scalars, image=image, error=error)
 
 
-Job = tuple[str, Path, list[Path], dict[str, FileRead]]  # trial, log folder, its event files, earlier reads
+def scalar_tags(log_dir: Path) -> dict[str, set[str]]:
+    """Every run under a trial's folder and the scalar tags its event files hold: what a missing metric's note lists.
+
+    Decodes every record (slow for big logs): only for a trial that ended
+    without its objective.
+    """
+    from tensorboard.compat.proto import event_pb2
+
+    found: dict[str, set[str]] = {}
+    for run in runs_under(log_dir):
+        tags = found.setdefault(run, set())
+        for name, _, _ in _listing(log_dir / run):
+            try:
+                data = (log_dir / run / name).read_bytes()
+            except OSError:
+                continue
+            for payload in payloads(data):
+                try:
+                    event = event_pb2.Event.FromString(payload)
+                except Exception:  # noqa: BLE001 - a broken record lists nothing
+                    continue
+                for value in event.summary.value:
+                    kind = value.WhichOneof("value")
+                    if kind == "simple_value" or (kind == "tensor"
+                                                  and value.metadata.plugin_data.plugin_name == "scalars"):
+                        tags.add(value.tag)
+    return {run: tags for run, tags in found.items() if tags}
 
 
-def _read_jobs(jobs: list[Job], tags: tuple[str, ...], image_tag: str | None
-               ) -> list[tuple[str, RunData, dict[str, FileRead]]]:
-    return [(name, *_read_files(path, files, tags, image_tag=image_tag, previous=earlier))
-            for name, path, files, earlier in jobs]
+Job = tuple[str, Path, dict[str, tuple[str, str]], list[tuple[str, str]], dict[str, FileRead]]
+# trial, log folder, where each metric is, its event files (key, run), earlier reads
 
 
-def read_runs(log_dirs: Mapping[str, Path], tags: Collection[str], *, image_tag: str | None = None,
-              previous: Mapping[str, Mapping[str, FileRead]] | None = None,
+def _read_jobs(jobs: list[Job], image_tag: str | None) -> list[tuple[str, RunData, dict[str, FileRead]]]:
+    return [(name, *_read_files(path, where, files, image_tag=image_tag, previous=earlier))
+            for name, path, where, files, earlier in jobs]
+
+
+def read_runs(log_dirs: Mapping[str, Path], metrics: Collection[str], *, image_tag: str | None = None,
+              previous: Mapping[str, Mapping[str, FileRead]] | None = None, explain: Collection[str] = (),
               ) -> tuple[dict[str, RunData], dict[str, dict[str, FileRead]]]:
     """read_run for many trials (name -> log folder), over every CPU core when there is much to read.
 
-    `previous` maps a trial's name to its files' earlier reads (by file name);
-    a run whose files all have the size and mtime they had then is not read
-    again. Returns the runs' data and their files' reads, by trial name.
+    `previous` maps a trial's name to its files' earlier reads (by key); a
+    trial whose files all have the size and mtime they had then is not read
+    again. A trial named in `explain` (one that has ended) and lacking a
+    metric gets a note saying which runs and tags its logs do hold. Returns
+    the runs' data and their files' reads, by trial name.
     """
-    tags = tuple(tags)
+    metrics = tuple(metrics)
     previous = previous or {}
     results: list[tuple[str, RunData, dict[str, FileRead]]] = []
     jobs: list[Job] = []
     pending = 0
     for name, path in log_dirs.items():
         earlier = previous.get(name) or {}
-        listing = _listing(path)
+        where, listings = locate(path, metrics, image=image_tag is not None)
         todo = 0
-        for file, size, mtime_ns in listing:
-            done = earlier.get(file)
-            if done is None or (done.size, done.mtime_ns) != (size, mtime_ns):
-                todo += size - (done.offset if done is not None and done.offset <= size else 0)
-        if listing and todo == 0:  # nothing changed since the last read
-            reads = {file: earlier[file] for file, _, _ in listing}
-            results.append((name, run_data(reads, tags), reads))
+        files = 0
+        for run, listing in listings.items():
+            tags = [tag for r, tag in where.values() if r == run]
+            for file, size, mtime_ns in listing:
+                files += 1
+                done = earlier.get(f"{run}/{file}" if run else file)
+                if done is None or (done.size, done.mtime_ns) != (size, mtime_ns) \
+                        or not all(t in done.points for t in tags):
+                    todo += size - (done.offset if done is not None and done.offset <= size else 0) or 1
+        if files and todo == 0:  # nothing changed since the last read
+            reads = {key: earlier[key] for key, _ in _files(listings)}
+            results.append((name, run_data(reads, where), reads))
             continue
-        jobs.append((name, path, [path / file for file, _, _ in listing], dict(earlier)))
+        jobs.append((name, path, where, _files(listings), dict(earlier)))
         pending += todo
     workers = min(os.cpu_count() or 1, 1 + pending // PARALLEL_BYTES, len(jobs))
     if workers < 2:
-        results += _read_jobs(jobs, tags, image_tag)
+        results += _read_jobs(jobs, image_tag)
     else:
         import multiprocessing
         from concurrent.futures import ProcessPoolExecutor
@@ -407,8 +513,14 @@ def read_runs(log_dirs: Mapping[str, Path], tags: Collection[str], *, image_tag:
         chunks = [jobs[i::workers] for i in range(workers)]
         # fork: the workers start with everything already imported.
         with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("fork")) as pool:
-            results += [r for part in pool.map(_read_jobs, chunks, [tags] * workers, [image_tag] * workers)
-                        for r in part]
+            results += [r for part in pool.map(_read_jobs, chunks, [image_tag] * workers) for r in part]
     runs = {name: data for name, data, _ in results}
     reads = {name: r for name, _, r in results}
+    for name in explain:
+        data = runs.get(name)
+        missing = [m for m, series in (data.scalars.items() if data else ()) if not series.points]
+        if data is not None and missing:
+            found = scalar_tags(log_dirs[name])
+            runs[name] = replace(data, scalars={**data.scalars, **{m: Series(error=found_note(m, found))
+                                                                   for m in missing}})
     return {name: runs[name] for name in log_dirs}, reads

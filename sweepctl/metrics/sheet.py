@@ -1,8 +1,10 @@
-"""The report: a contact sheet of every trial's latest reconstruction, and their loss curves.
+"""The report: a contact sheet of every trial's latest reconstruction, and their objective curves.
 
 Tiles are in ranking order, best first; the best K get a thick gold border and
-their rank, so the settings that paint well stand out at a glance. matplotlib
-is imported here only, with the Agg backend (no display needed).
+their rank, so the settings that paint well stand out at a glance. A trial
+with no picture (a user's own trainer) gets a blank tile, but its curve is
+drawn: the objective's series, from the same source status ranks by.
+matplotlib is imported here only, with the Agg backend (no display needed).
 """
 
 from __future__ import annotations
@@ -18,10 +20,9 @@ from sweepctl.core.spec import Scalar
 from sweepctl.metrics.events import RunData
 from sweepctl.metrics.ranking import SweepStatus
 
-__all__ = ["IMAGE_TAG", "LOSS_TAG", "Sheet", "Tile", "draw"]
+__all__ = ["IMAGE_TAG", "Sheet", "Tile", "draw"]
 
 IMAGE_TAG = "reconstruction"  # the trainer's image summary
-LOSS_TAG = "loss"  # the curves plotted, whatever the objective
 _GOLD = "#e0a800"
 _TOP_COLOURS = ["#d62728", "#1f77b4", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#17becf"]
 
@@ -35,6 +36,7 @@ class Tile:
     metric: float | None
     top: bool
     has_image: bool
+    has_curve: bool = False  # its objective's series is drawn below the tiles
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -51,7 +53,7 @@ def _label(params: Mapping[str, Scalar]) -> str:
 
 
 def draw(status: SweepStatus, runs: Mapping[str, RunData], out: Path) -> Sheet:
-    """Draw the live trials of `status` (in its order) with their pictures and loss curves into `out` (PNG)."""
+    """Draw the live trials of `status` (in its order) with their pictures and objective curves into `out` (PNG)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -67,6 +69,12 @@ def draw(status: SweepStatus, runs: Mapping[str, RunData], out: Path) -> Sheet:
     grid = fig.add_gridspec(rows + 1, cols, height_ratios=[tile_in + 0.5] * rows + [4.0], hspace=0.55, wspace=0.15)
     fig.suptitle(f"sweep {status.sweep}: {len(trials)} trials by {status.metric} ({status.goal}, "
                  f"strategy {status.strategy}); gold border: the best {status.keep}", fontsize=12, fontweight="bold")
+    metric = status.metric
+    curve_points = {}
+    for t in trials:
+        data = runs.get(t.name)
+        series = data.scalars.get(metric) if data else None
+        curve_points[t.name] = [(s, v) for s, v in (series.points if series else ()) if math.isfinite(v)]
     tiles = []
     for i, t in enumerate(trials):
         ax = fig.add_subplot(grid[i // cols, i % cols])
@@ -83,7 +91,7 @@ def draw(status: SweepStatus, runs: Mapping[str, RunData], out: Path) -> Sheet:
             ax.imshow(picture, interpolation="nearest")
         else:
             ax.set_facecolor("#eeeeee")
-            ax.text(0.5, 0.5, "no picture yet", ha="center", va="center", fontsize=8, color="#777777",
+            ax.text(0.5, 0.5, "no picture", ha="center", va="center", fontsize=8, color="#777777",
                     transform=ax.transAxes)
         metric = "no metric" if t.metric is None else f"{status.metric} {t.metric:.4g}"
         rank = f"#{t.rank} " if t.rank else ""
@@ -92,33 +100,35 @@ def draw(status: SweepStatus, runs: Mapping[str, RunData], out: Path) -> Sheet:
         for spine in ax.spines.values():
             spine.set_edgecolor(_GOLD if t.top else "#bbbbbb")
             spine.set_linewidth(6 if t.top else 1)
-        tiles.append(Tile(name=t.name, params=t.params, metric=t.metric, top=t.top, has_image=picture is not None))
+        tiles.append(Tile(name=t.name, params=t.params, metric=t.metric, top=t.top, has_image=picture is not None,
+                          has_curve=bool(curve_points[t.name])))
 
     curves = fig.add_subplot(grid[rows, :])
-    plotted = False
+    drawn: list[list[float]] = []
     for t in reversed(trials):  # the best drawn last, on top
-        data = runs.get(t.name)
-        series = data.scalars.get(LOSS_TAG) if data else None
-        points = [(s, v) for s, v in (series.points if series else ()) if v > 0 and math.isfinite(v)]
+        points = curve_points[t.name]
         if not points:
             continue
-        plotted = True
         steps, values = zip(*points)
+        drawn.append(list(values))
         if t.top:
-            curves.plot(steps, values, color=_TOP_COLOURS[((t.rank or 1) - 1) % len(_TOP_COLOURS)], linewidth=2.5, zorder=3,
-                        label=f"#{t.rank} " + " ".join(f"{k}={v}" for k, v in t.params.items()))
+            curves.plot(steps, values, color=_TOP_COLOURS[((t.rank or 1) - 1) % len(_TOP_COLOURS)], linewidth=2.5,
+                        zorder=3, label=f"#{t.rank} " + " ".join(f"{k}={v}" for k, v in t.params.items()))
         else:
             curves.plot(steps, values, color="#999999", linewidth=0.8, alpha=0.6, zorder=1)
-    if plotted:
+    # Each on its own: a log scale needs positive values (a loss, not a score that can be 0 or negative);
+    # the legend needs a top trial drawn. Neither waits on the other.
+    log = bool(drawn) and all(v > 0 for values in drawn for v in values)
+    if log:
         curves.set_yscale("log")
-        handles, labels = curves.get_legend_handles_labels()
-        if handles:
-            curves.legend(handles[::-1], labels[::-1], fontsize=8, loc="upper right", title=f"best {status.keep}")
-    else:
-        curves.text(0.5, 0.5, "no loss values yet", ha="center", va="center", transform=curves.transAxes)
+    handles, labels = curves.get_legend_handles_labels()
+    if handles:
+        curves.legend(handles[::-1], labels[::-1], fontsize=8, loc="upper right", title=f"best {status.keep}")
+    if not drawn:
+        curves.text(0.5, 0.5, f"no {metric} values yet", ha="center", va="center", transform=curves.transAxes)
     curves.set_xlabel("step")
-    curves.set_ylabel(f"{LOSS_TAG} (log scale)")
-    curves.set_title(f"{LOSS_TAG} of every trial (grey: the others)", fontsize=10)
+    curves.set_ylabel(f"{metric} (log scale)" if log else metric)
+    curves.set_title(f"{metric} of every trial (grey: the others)", fontsize=10)
     curves.grid(True, which="both", alpha=0.3)
     try:
         out.parent.mkdir(parents=True, exist_ok=True)

@@ -27,6 +27,7 @@ import orjson
 
 from sweepctl.core.diagnostics import SweepctlError
 from sweepctl.metrics.events import RunData
+from sweepctl.metrics.names import found_note, split
 from sweepctl.metrics.ranking import Series
 
 __all__ = ["Fetch", "FetchError", "MULTIRUN_BATCH", "Reading", "url_fetch", "read_runs"]
@@ -88,12 +89,18 @@ def _series(rows: Any) -> Series:
 
 
 def read_runs(fetch: Fetch, names: Collection[str], tags: Collection[str], *, where: str,
-              image_tag: str | None = None, workers: int = 16, required: bool = True) -> Reading:
-    """The trials' series (and latest images) as TensorBoard serves them.
+              image_tag: str | None = None, workers: int = 16, required: bool = True,
+              explain: Collection[str] = ()) -> Reading:
+    """The trials' series of `tags` (metric names) and latest images, as TensorBoard serves them.
 
-    TensorBoard being unreachable is an error, unless not `required`: then
-    every trial has no metric, with why. A trial it does not know, or one
-    whose series cannot be read, only has no metric.
+    TensorBoard's runs are folders: a trial's own is `<trial>`, its
+    subfolders `<trial>/validation` and so on, so a metric `validation/x` of
+    trial T is tag `x` of run `T/validation` when that run exists
+    (metrics.names). The tag index lists every run, so this costs no extra
+    request. TensorBoard being unreachable is an error, unless not
+    `required`: then every trial has no metric, with why. A trial it does
+    not know, or one whose series cannot be read, only has no metric; one in
+    `explain` (ended) says which runs and tags it does have.
     """
     try:
         available: dict[str, dict[str, Any]] = _json(fetch, "data/plugin/scalars/tags", [])
@@ -106,39 +113,54 @@ def read_runs(fetch: Fetch, names: Collection[str], tags: Collection[str], *, wh
             hint="is its Deployment ready? Or port-forward to it and pass --tensorboard-url http://localhost:6006/",
         ) from None
 
-    known = [n for n in names if n in available]
-    wanted = {tag: [n for n in known if tag in available[n]] for tag in tags}
+    trial_runs: dict[str, dict[str, Any]] = {}  # trial -> its runs by subfolder ("" its own) -> their tags
+    for run, run_tags in available.items():
+        top, _, rest = run.partition("/")
+        trial_runs.setdefault(top, {})[rest] = run_tags
+    located = {n: {m: split(m, trial_runs[n].__contains__) for m in tags} for n in names if n in trial_runs}
+    wanted: dict[str, list[str]] = {}
+    for n, where_ in located.items():
+        for run, tag in where_.values():
+            if tag in trial_runs[n].get(run, ()):
+                wanted.setdefault(tag, []).append(_run(n, run))
     got: dict[tuple[str, str], Series] | None = None
     note = None
+    ended = set(explain)
     with ThreadPoolExecutor(max_workers=workers) as pool:
-        if known:
+        if wanted:
             try:
                 got = _bulk(fetch, pool, wanted)
             except FetchError as err:
                 note = _slow_note(wanted, err)
 
         def one(name: str) -> tuple[str, RunData]:
-            have = available.get(name)
+            have = trial_runs.get(name)
             if have is None:
                 return name, RunData(scalars={t: Series(error="no logs in TensorBoard") for t in tags},
                                      error="no logs in TensorBoard")
             scalars = {}
-            for tag in tags:
-                if tag not in have:
-                    scalars[tag] = Series(error=f"no '{tag}' values")
+            for metric, (run, tag) in located[name].items():
+                if tag not in have.get(run, ()):
+                    scalars[metric] = Series(error=found_note(metric, have) if name in ended
+                                             else f"no '{metric}' values")
                 elif got is not None:
-                    scalars[tag] = got.get((tag, name)) or Series(error="empty")
+                    scalars[metric] = got.get((tag, _run(name, run))) or Series(error="empty")
                 else:
                     try:
-                        rows = _json(fetch, "data/plugin/scalars/scalars", [("run", name), ("tag", tag)])
-                        scalars[tag] = _series(rows)
+                        rows = _json(fetch, "data/plugin/scalars/scalars", [("run", _run(name, run)), ("tag", tag)])
+                        scalars[metric] = _series(rows)
                     except (FetchError, ValueError, TypeError) as err:
-                        scalars[tag] = Series(error=str(err))
+                        scalars[metric] = Series(error=str(err))
             image = _latest_image(fetch, name, image_tag) if image_tag else None
             return name, RunData(scalars=scalars, image=image)
 
         runs = dict(pool.map(one, list(names))) if got is None or image_tag else dict(map(one, names))
     return Reading(runs=runs, note=note)
+
+
+def _run(trial: str, sub: str) -> str:
+    """TensorBoard's name for a trial's run subfolder (its own folder: the trial's name)."""
+    return f"{trial}/{sub}" if sub else trial
 
 
 def _requests(wanted: dict[str, list[str]], *, bulk: bool) -> int:

@@ -15,6 +15,7 @@ from rich.text import Text
 from sweepctl.backends.base import ApplyResult, Progress, RunningTrial
 from sweepctl.core.diagnostics import SweepctlError
 from sweepctl.core.plan import PRUNED, Action, Change, Plan
+from sweepctl.core.search import FINISHED
 
 if TYPE_CHECKING:
     from sweepctl.metrics.ranking import PruneSelection, SweepStatus, TrialStatus
@@ -81,6 +82,11 @@ def _line(glyph: str, style: str, change: Change, note: str = "", *, width: int 
         text.append(f"  {note}", style="italic")
     return text
 
+
+
+def _ended_unscored(t: TrialStatus) -> bool:
+    """A finished trial without a metric: it will never have one."""
+    return t.rank is None and t.state in FINISHED
 
 class _LiveProgress:
     """A progress bar, plus one row per running trial with its latest loss (local backend)."""
@@ -279,17 +285,34 @@ class HumanView:
                          + paint("  " + cell(row[2], 2) + "  ", "dim")
                          + paint(cell(row[3], 3), _STATE_STYLE.get(t.state, ""))
                          + paint("  " + "  ".join(cell(row[i], i) for i in (4, 5, 6)), "dim" if dim else "")
-                         + paint(f"  {t.note}" if dim and t.note else "", "dim italic"))  # why it stopped
+                         # why it stopped; or, for a finished trial without a metric, what its logs hold
+                         + paint(f"  {t.note}" if t.note and (dim or _ended_unscored(t)) else "", "dim italic"))
         if refresh:
             self.out.clear()
         self.out.print(title)
         self.out.file.write("\n".join(line.rstrip() for line in lines) + "\n")
         self.out.file.flush()
         self._unscored(s)
+        self._failures(s)
         self._notes(s.notes)
 
+    def _failures(self, s: SweepStatus, *, most: int = 5) -> None:
+        """Why failed trials failed: their exit status and last output lines, as the backend saw them (the first few)."""
+        failed = [t for t in s.trials if t.failure]
+        for t in failed[:most]:
+            head, *tail = (t.failure or "").splitlines()
+            self.out.print(f"[red]{escape(t.name)}[/] {escape(head)}", highlight=False)
+            for line in tail:
+                self.out.print(f"    {escape(line)}", highlight=False, soft_wrap=True)
+        if len(failed) > most:
+            self.out.print(f"[dim]{len(failed) - most} more failed trials: `-o json` has each one's output[/]")
+
     def _unscored(self, s: SweepStatus) -> None:
-        unscored = [t for t in s.live if t.rank is None]
+        ended = [t for t in s.live if _ended_unscored(t)]
+        if ended:  # these will never have it: say so, never "yet"
+            self.out.print(f"[yellow]{len(ended)} finished without {escape(s.metric)}[/] (each one's note says "
+                           "what its logs hold)")
+        unscored = [t for t in s.live if t.rank is None and not _ended_unscored(t)]
         if unscored:
             notes = Counter(t.note or "no metric" for t in unscored)
             self.out.print(f"[dim]{len(unscored)} without a metric yet: "
@@ -321,7 +344,8 @@ class HumanView:
             out.print(f"sweepctl will prune sweep [bold]{escape(s.sweep)}[/] ({escape(s.backend)}: {escape(s.target)}),"
                       f" keeping the best {s.keep} by {escape(s.metric)} ({s.goal}, strategy {s.strategy}):\n")
         lines = [line(STAR if not selection.rule else "", "green", t, "keep") for t in selection.keep]
-        lines += [line("?", "yellow", t, f"keep: no metric yet ({t.note or 'none'}); --include-unscored deletes it")
+        lines += [line("?", "yellow", t, f"keep: no metric{'' if _ended_unscored(t) else ' yet'} "
+                       f"({t.note or 'none'}); --include-unscored deletes it")
                   for t in selection.unscored_kept]
         for t in selection.delete:
             note = "delete: no metric yet" if t.metric is None else t.note or "delete"

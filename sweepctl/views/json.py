@@ -68,6 +68,8 @@ def trial_status_to_json(t: TrialStatus) -> dict[str, Any]:
     }
     if t.note:
         out["note"] = t.note
+    if t.failure:
+        out["failure"] = t.failure
     return out
 
 
@@ -158,7 +160,8 @@ class JsonView:
 
     def report(self, sheet: Sheet) -> None:
         self._set({"path": sheet.path, "tiles": [{"name": t.name, "params": dict(t.params),
-                                                  "metric": _number(t.metric), "top": t.top, "image": t.has_image}
+                                                  "metric": _number(t.metric), "top": t.top, "image": t.has_image,
+                                                  "curve": t.has_curve}
                                                  for t in sheet.tiles]})
         _notes(sheet.notes)
 

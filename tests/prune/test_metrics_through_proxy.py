@@ -125,3 +125,41 @@ def test_the_readme_role_reads_in_bulk_and_without_create_it_reads_run_by_run_an
         assert "0 added, 0 changed, 2 destroyed" in res.stdout and "services/proxy" in res.stderr
     jobs = json.loads(control_plane.kubectl("-n", namespace, "get", "tfjobs", "-o", "json").stdout)["items"]
     assert [j["metadata"]["name"] for j in jobs] == [bulk[0]["name"]]
+
+
+def test_keras_folders_are_runs_of_the_trial_read_in_the_same_requests_as_the_readme_role(
+    sweepctl, control_plane, namespace: str, kube_env, tmp_path: Path, host: str
+) -> None:
+    from library_writers import tensorboardx_scalars
+
+    spec = tmp_path / "keras.yaml"
+    spec.write_text(grid(namespace, 4).replace("name: many", "name: keras")
+                    + "objective: {metric: validation/epoch_accuracy, goal: maximize}\n")
+    assert sweepctl("apply", spec, "--auto-approve").exit_code == 0
+    grant(control_plane, namespace, readme_role())
+    jobs = sorted(j["metadata"]["name"] for j in json.loads(
+        control_plane.kubectl("-n", namespace, "get", "tfjobs", "-o", "json").stdout)["items"])
+    *scored, lost = jobs
+    accuracy = {}
+    for i, job in enumerate(scored):
+        accuracy[job] = 0.5 + i / 8  # exact in float32
+        tensorboardx_scalars(tmp_path / "logs" / job / "validation",
+                             {"epoch_accuracy": [(0, 0.25), (1, accuracy[job])]})
+        # train/ holds the same tag, higher: read it and the ranking would differ
+        tensorboardx_scalars(tmp_path / "logs" / job / "train", {"epoch_accuracy": [(0, 0.9 - i / 8)]})
+    tensorboardx_scalars(tmp_path / "logs" / lost / "train", {"epoch_accuracy": [(0, 0.75)], "epoch_loss": [(0, 1.0)]})
+    control_plane.kubectl("-n", namespace, "patch", "tfjob", lost, "--subresource=status", "--type=merge",
+                          "-p", json.dumps({"status": {"conditions": [{"type": "Succeeded", "status": "True"}]}}))
+    runs = {f"{job}/validation" for job in scored} | {f"{job}/train" for job in jobs}
+    with serve(tmp_path / "logs", host=host, ready=lambda index: runs <= set(index)) as url:
+        route_service(control_plane.kubectl, namespace, tensorboard_name("keras"), url)
+
+        res, requests = counted(control_plane, sweepctl, "status", spec, "-o", "json",
+                                "--context", "restricted@testbed")
+        assert res.exit_code == 0, res.output
+        rows = {r["name"]: r for r in json.loads(res.stdout)}
+        assert {job: rows[job]["metric"] for job in scored} == accuracy
+        assert [rows[job]["rank"] for job in reversed(scored)] == [1, 2, 3]
+        assert requests == 2 and "Note" not in res.stderr  # the tag index and one POST, as for flat runs
+        assert rows[lost]["metric"] is None and rows[lost]["note"] == (
+            "no 'validation/epoch_accuracy'; found train/epoch_accuracy, train/epoch_loss")
