@@ -85,19 +85,34 @@ def _digest(experiment: dict[str, Any]) -> str:
     return hashlib.sha256(json.dumps(experiment, sort_keys=True).encode()).hexdigest()[:12]
 
 
-def write_experiment(root: Path, experiment: dict[str, Any]) -> bool:
+def _metric(name: str, root: Path, trials: list[str]) -> tuple[str, str]:
+    """(group, tag) of an objective name, as status reads it: the longest leading part, cut at a `/`, that
+    is a run folder of some trial (Keras's `validation/epoch_accuracy`), else a tag of the trial's own folder."""
+    parts = name.split("/")
+    for cut in range(len(parts) - 1, 0, -1):
+        group = "/".join(parts[:cut])
+        if all(p not in ("", ".", "..") for p in parts[:cut]) and any((root / t / group).is_dir() for t in trials):
+            return group, "/".join(parts[cut:])
+    return "", name
+
+
+def write_experiment(root: Path, experiment: dict[str, Any], trials: list[str] | None = None) -> bool:
     """The sweep's experiment summary under root, unless it is there already; True when written.
 
     `experiment` is core.hparams.experiment's: {"hparams": [{"name", "values"} |
-    {"name", "min", "max", "integer"}], "metrics": [tag, ...]}.
+    {"name", "min", "max", "integer"}], "metrics": [name, ...]}. A metric in a run
+    subfolder is found in the folders of `trials`; until one has it, it reads as a
+    plain tag, and the experiment is written again once it is found.
     """
-    run = root / f"{EXPERIMENT_PREFIX}{_digest(experiment)}"
+    metrics_at = [_metric(name, root, trials or []) if "/" in name else ("", name) for name in experiment["metrics"]]
+    run = root / f"{EXPERIMENT_PREFIX}{_digest({**experiment, 'metrics': metrics_at})}"
     if (run / _EXPERIMENT_FILE).exists():
         return False
     from tensorboard.plugins.hparams import summary_v2 as hp
 
     hparams = [hp.HParam(h["name"], _domain(h)) for h in experiment["hparams"]]
-    metrics = [hp.Metric(tag, display_name=tag) for tag in experiment["metrics"]]
+    metrics = [hp.Metric(tag, group=group or None, display_name=name)
+               for name, (group, tag) in zip(experiment["metrics"], metrics_at, strict=True)]
     run.mkdir(parents=True, exist_ok=True)
     now = time.time()
     _write_events(run / _EXPERIMENT_FILE, [hp.hparams_config_pb(hparams, metrics, time_created_secs=now)],
@@ -144,8 +159,9 @@ def sync(root: Path, data: dict[str, Any], *, done: set[tuple[str, str]] | None 
     more looking at between calls. Returns how many files were written.
     """
     done = set() if done is None else done
-    written = int(write_experiment(root, data["experiment"])) if data.get("experiment") else 0
-    for name, session in data.get("sessions", {}).items():
+    sessions = data.get("sessions", {})
+    written = int(write_experiment(root, data["experiment"], list(sessions))) if data.get("experiment") else 0
+    for name, session in sessions.items():
         if (name, "end") in done or "/" in name or name.startswith("."):
             continue
         trial_dir = root / name

@@ -120,3 +120,26 @@ def test_summaries_carry_bools_ranges_and_a_changed_experiment(tmp_path: Path) -
         assert len(list(tmp_path.glob(hparams_writer.EXPERIMENT_PREFIX + "*"))) == 1
         wait_for(lambda: {h["name"]: h for h in hparams_experiment(url)["hparamInfos"]}["batchNorm"].get(
             "domainDiscrete") == [True], timeout=60)
+
+
+def test_an_objective_in_a_run_subfolder_is_the_dashboards_metric(tmp_path: Path) -> None:
+    """A trainer of the user's own, as Keras's callback writes: `train/` and `validation/` in the trial's folder."""
+    from events_helpers import write_loss
+
+    experiment = {"hparams": [{"name": "lr", "values": [0.1, 0.01]}], "metrics": ["validation/epoch_accuracy"]}
+    data = {"experiment": experiment,
+            "sessions": {"a": {"params": {"lr": 0.1}, "state": "Succeeded"},
+                         "b": {"params": {"lr": 0.01}, "state": "Succeeded"}}}
+    for name in ("a", "b"):
+        (tmp_path / name).mkdir()
+    hparams_writer.sync(tmp_path, data)  # before any trainer wrote: a plain tag, for now
+    for name, accuracy in (("a", 0.5), ("b", 0.75)):
+        write_loss(tmp_path / name / "train", [(1, accuracy - 0.1)], tag="epoch_accuracy")
+        write_loss(tmp_path / name / "validation", [(1, accuracy)], tag="epoch_accuracy")
+    assert hparams_writer.sync(tmp_path, data) == 1  # the experiment again, now that validation/ is there
+    with serve(tmp_path) as url:
+        (metric,) = hparams_experiment(url)["metricInfos"]
+        assert (metric["name"], metric["displayName"]) == ({"tag": "epoch_accuracy", "group": "validation"},
+                                                          "validation/epoch_accuracy")
+        rows = sessions_when(url, lambda s: set(s) == {"a", "b"} and all(r["metrics"] for r in s.values()))
+        assert {n: r["metrics"]["epoch_accuracy"] for n, r in rows.items()} == {"a": 0.5, "b": 0.75}
