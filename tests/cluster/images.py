@@ -25,7 +25,6 @@ import shutil
 import subprocess
 import sys
 import time
-import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -40,7 +39,10 @@ def log(message: str) -> None:
 
 
 def project_version() -> str:
-    return tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["version"]
+    """sweepctl's version, from the one place it is written (pyproject.toml reads it from there too)."""
+    match = re.search(r'^__version__ = "([^"]+)"$', (ROOT / "sweepctl" / "__init__.py").read_text(), re.M)
+    assert match, "sweepctl/__init__.py has no __version__"
+    return match.group(1)
 
 
 def default_images() -> tuple[str, str]:
