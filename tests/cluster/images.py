@@ -197,18 +197,35 @@ def _build_context_files() -> list[Path]:
 
 def trainer_image(builder: Builder, names: tuple[str, ...]) -> Image:
     """The repository's Dockerfile, built as it is (CPU variant)."""
+    return _dockerfile_image(builder, "tf-paint", ROOT / "Dockerfile", _build_context_files(), names)
+
+
+def sweepctl_image(builder: Builder, name: str) -> Image:
+    """sweepctl itself (Dockerfile.sweepctl: the CLI, no extras, non-root), for running it in a pod."""
+    files = [ROOT / "Dockerfile.sweepctl", ROOT / "Dockerfile.sweepctl.dockerignore", ROOT / "pyproject.toml",
+             ROOT / "README.md"]
+    files += sorted(p for folder in ("sweepctl", "model") for p in (ROOT / folder).rglob("*")
+                    if p.is_file() and "__pycache__" not in p.parts and p.suffix != ".pyc")
+    return _dockerfile_image(builder, "sweepctl", ROOT / "Dockerfile.sweepctl", files, (name,),
+                             ignorefile=ROOT / "Dockerfile.sweepctl.dockerignore")
+
+
+def _dockerfile_image(builder: Builder, kind: str, dockerfile: Path, files: list[Path], names: tuple[str, ...],
+                      *, ignorefile: Path | None = None) -> Image:
+    """A Dockerfile of this repository built on the base image, archived under a hash of what it sees."""
     base = base_image(builder)
     base_id = builder.buildah("inspect", "--type", "image", "--format", "{{.FromImageID}}", base, capture=True)
-    key = _hash(base_id.encode(), *(str(p.relative_to(ROOT)).encode() + p.read_bytes()
-                                   for p in _build_context_files()))
-    image = Image(builder.archives / f"tf-paint-{key}.tar", names, key)
+    key = _hash(base_id.encode(), *(str(p.relative_to(ROOT)).encode() + p.read_bytes() for p in files))
+    image = Image(builder.archives / f"{kind}-{key}.tar", names, key)
     if image.archive.is_file():
         return image
     t0 = time.monotonic()
-    log("building the trainer image from the repository's Dockerfile with buildah...")
-    tag = f"localhost/sweepctl/tf-paint:{key}"
+    log(f"building the {kind} image from {dockerfile.name} with buildah...")
+    tag = f"localhost/sweepctl/{kind}:{key}"
     args = ["bud", "--pull=never", "--format", "docker", "--network", "host", "--layers=false",
-            "--build-arg", f"PYTHON_IMAGE={base}", "-t", tag, "-f", str(ROOT / "Dockerfile")]
+            "--build-arg", f"PYTHON_IMAGE={base}", "-t", tag, "-f", str(dockerfile)]
+    if ignorefile is not None:
+        args += ["--ignorefile", str(ignorefile)]
     if HOST_CA_BUNDLE.is_file():
         # The registries are reached through a CA only this machine's bundle has.
         args += ["--secret", f"id=pip-ca,src={HOST_CA_BUNDLE}"]
@@ -216,7 +233,7 @@ def trainer_image(builder: Builder, names: tuple[str, ...]) -> Image:
     t1 = time.monotonic()
     builder.export(tag, image.archive, names)
     builder.buildah("rmi", tag)
-    log(f"built the trainer image in {t1 - t0:.0f} s, exported it in {time.monotonic() - t1:.0f} s")
+    log(f"built the {kind} image in {t1 - t0:.0f} s, exported it in {time.monotonic() - t1:.0f} s")
     return image
 
 
