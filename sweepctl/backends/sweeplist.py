@@ -15,12 +15,13 @@ from __future__ import annotations
 
 import base64
 import os
-import ssl
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlsplit
+
+if TYPE_CHECKING:  # ssl, yaml and http.client are imported only where a kubeconfig is there to use
+    import ssl
 
 __all__ = ["ListTarget", "list_target", "namespace_sweeps"]
 
@@ -50,15 +51,19 @@ def _kubeconfig_files() -> list[Path]:
 
 def _merged() -> tuple[dict[str, Any], dict[str, dict[str, Any]], dict[str, Path]]:
     """The merged kubeconfig: current-context, {kind: {name: entry}}, and the file each entry came from."""
-    import yaml
-
     top: dict[str, Any] = {}
     named: dict[str, dict[str, Any]] = {"contexts": {}, "clusters": {}, "users": {}}
     origin: dict[str, Path] = {}
     for path in _kubeconfig_files():
         try:
-            doc = yaml.safe_load(path.read_text(encoding="utf-8"))
-        except (OSError, UnicodeDecodeError, yaml.YAMLError):
+            text = path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError):
+            continue
+        import yaml
+
+        try:
+            doc = yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+        except yaml.YAMLError:
             continue
         if not isinstance(doc, dict):
             continue
@@ -82,6 +87,9 @@ def _data_or_file(entry: dict[str, Any], key: str, base: Path) -> bytes | None:
 
 
 def _tls(cluster: dict[str, Any], user: dict[str, Any], cluster_dir: Path, user_dir: Path) -> ssl.SSLContext:
+    import ssl
+    import tempfile
+
     tls = ssl.create_default_context()
     ca = _data_or_file(cluster, "certificate-authority", cluster_dir)
     if ca is not None:
@@ -140,15 +148,14 @@ def list_target(*, context: str | None, namespace: str | None) -> ListTarget | N
 def namespace_sweeps(*, context: str | None = None, namespace: str | None = None,
                      timeout: float = 1.0) -> list[str]:
     """The sweeps in the namespace, by their TensorBoard Services; [] when they cannot be listed quickly."""
-    import http.client
-    import json
-
     try:
         target = list_target(context=context, namespace=namespace)
-    except (OSError, ValueError, ssl.SSLError, KeyError):
-        return []  # an unreadable certificate or token file: nothing to offer
+    except (OSError, ValueError, KeyError):
+        return []  # an unreadable certificate or token file (ssl.SSLError is an OSError): nothing to offer
     if target is None:
         return []
+    import http.client
+    import json
     url = urlsplit(target.server)
     path = (f"{url.path}/api/v1/namespaces/{quote(target.namespace, safe='')}/services"
             f"?labelSelector={quote(_SELECTOR, safe='')}")

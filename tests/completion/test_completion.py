@@ -28,12 +28,12 @@ def _env(**extra: str) -> dict[str, str]:
     return {**env, **extra}
 
 
-def bash(line: str, *, cwd: Path, **env: str) -> list[str]:
+def bash(line: str, *, cwd: Path, timeout: float = 60, **env: str) -> list[str]:
     """What bash's completion function gets for `line` with the cursor at its end, as the script passes it."""
     words = _bash_words(line)
     res = subprocess.run([SWEEPCTL], env=_env(COMP_WORDS=" ".join(words), COMP_CWORD=str(len(words) - 1),
                                               _SWEEPCTL_COMPLETE="complete_bash", **env),
-                         capture_output=True, text=True, cwd=cwd, timeout=60)
+                         capture_output=True, text=True, cwd=cwd, timeout=timeout)
     assert res.returncode == 0, res.stderr
     return [line for line in res.stdout.splitlines() if line]  # as bash's COMPREPLY=( $(...) ) reads it
 
@@ -195,29 +195,35 @@ def test_a_real_bash_completes_a_sweep_name_and_best_k(tmp_path: Path) -> None:
     assert "\nsweepctl status --keep best=5\n" in screen, screen
 
 
-def _imported_heavy(env: dict[str, str], cwd: Path) -> list[str]:
-    """The heavy modules a completion imported (sweepctl's entry point, run in a fresh interpreter)."""
+def _completion_imports(env: dict[str, str], cwd: Path) -> tuple[list[str], list[str]]:
+    """What a completion printed, and the heavy modules it imported (sweepctl's entry point, run in a fresh
+    interpreter named `sweepctl`: the completion variable's name comes from the program's)."""
     probe = (
-        "import sys\nfrom sweepctl.cli import main\n"
+        "import sys\nsys.argv = ['sweepctl']\nfrom sweepctl.cli import main\n"
         "try:\n    main()\nexcept SystemExit:\n    pass\n"
-        f"print('IMPORTED', [m for m in {HEAVY!r} if m in sys.modules], file=sys.stderr)\n"
+        f"print('IMPORTED', *[m for m in {HEAVY!r} if m in sys.modules], file=sys.stderr)\n"
     )
-    proc = subprocess.run([sys.executable, "-c", probe, "sweepctl"], env=env, capture_output=True, text=True, cwd=cwd)
+    proc = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True, cwd=cwd)
     last = proc.stderr.strip().splitlines()[-1]
     assert last.startswith("IMPORTED"), proc.stderr
-    return eval(last.removeprefix("IMPORTED"))  # a list literal this probe printed
+    return proc.stdout.splitlines(), last.split()[1:]
 
 
 def test_completion_imports_nothing_heavy_even_when_it_lists_the_cluster(control_plane, namespace: str,
                                                                          tmp_path: Path) -> None:
+    spec = tmp_path / "lab.yaml"
+    spec.write_text(f"name: lab\nbackend: kubernetes\nnamespace: {namespace}\nhyperParamValues: {{lr: [0.1]}}\n")
+    subprocess.run([SWEEPCTL, "apply", str(spec), "--auto-approve"], cwd=tmp_path, check=True, capture_output=True,
+                   env=_env(KUBECONFIG=str(control_plane.kubeconfig)))
     env = _env(COMP_WORDS=f"sweepctl status -n {namespace} --sweep ", COMP_CWORD="5",
                _SWEEPCTL_COMPLETE="complete_bash", KUBECONFIG=str(control_plane.kubeconfig))
-    assert _imported_heavy(env, tmp_path) == []
+    assert _completion_imports(env, tmp_path) == (["lab"], [])  # listed from the cluster, with nothing heavy
     # zsh and fish show each command's help: as written, not rendered by rich
     for shell in ("zsh", "fish"):
         env = _env(_TYPER_COMPLETE_ARGS="sweepctl ", _SWEEPCTL_COMPLETE=f"complete_{shell}",
                    _TYPER_COMPLETE_FISH_ACTION="get-args")
-        assert _imported_heavy(env, tmp_path) == []
+        printed, heavy = _completion_imports(env, tmp_path)
+        assert any("status" in line for line in printed) and heavy == [], printed
 
 
 def test_namespace_sweeps_as_the_readme_role_user(sweepctl, control_plane, namespace: str, kube_env,
@@ -263,7 +269,8 @@ def test_namespace_sweeps_as_the_readme_role_user(sweepctl, control_plane, names
 
 
 def test_an_unreachable_cluster_costs_at_most_the_timeout(tmp_path: Path) -> None:
-    """A kubeconfig whose server does not answer: the local sweeps still come, within about a second."""
+    """A kubeconfig whose server never answers: the local sweeps still come (after the 1 s timeout; without
+    one the <TAB> would hang, and the 20 s limit here fail it, whatever the machine's load)."""
     import socket
 
     with socket.socket() as listener:  # accepts nothing: connections wait in its backlog
@@ -275,7 +282,5 @@ def test_an_unreachable_cluster_costs_at_most_the_timeout(tmp_path: Path) -> Non
             f"clusters: [{{name: k, cluster: {{server: 'http://127.0.0.1:{port}'}}}}]\n"
             "users: [{name: u, user: {token: t}}]\ncontexts: [{name: c, context: {cluster: k, user: u}}]\n")
         local_sweep(tmp_path / ".sweepctl", "starry-night")
-        start = time.monotonic()
-        assert bash("sweepctl status --sweep ", cwd=tmp_path, KUBECONFIG=str(tmp_path / "kubeconfig")) == [
-            "starry-night"]
-        assert time.monotonic() - start < 5
+        assert bash("sweepctl status --sweep ", cwd=tmp_path, timeout=20,
+                    KUBECONFIG=str(tmp_path / "kubeconfig")) == ["starry-night"]
