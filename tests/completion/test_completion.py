@@ -284,3 +284,44 @@ def test_an_unreachable_cluster_costs_at_most_the_timeout(tmp_path: Path) -> Non
         local_sweep(tmp_path / ".sweepctl", "starry-night")
         assert bash("sweepctl status --sweep ", cwd=tmp_path, timeout=20,
                     KUBECONFIG=str(tmp_path / "kubeconfig")) == ["starry-night"]
+
+
+def test_client_certificates_and_token_files_as_kubectl_reads_them(control_plane, namespace: str,
+                                                                  tmp_path: Path) -> None:
+    """Credentials in files next to the kubeconfig (relative paths), and a certificate the cluster's CA signed."""
+    import yaml
+
+    spec = tmp_path / "lab.yaml"
+    spec.write_text(f"name: lab\nbackend: kubernetes\nnamespace: {namespace}\nhyperParamValues: {{lr: [0.1]}}\n")
+    subprocess.run([SWEEPCTL, "apply", str(spec), "--auto-approve"], cwd=tmp_path, check=True, capture_output=True,
+                   env=_env(KUBECONFIG=str(control_plane.kubeconfig)))
+    control_plane.kubectl("apply", "-n", namespace, "-f", "-", input=readme_role())
+    control_plane.kubectl("create", "rolebinding", "sweepctl", "-n", namespace, "--role", "sweepctl",
+                          "--user", "restricted", "--user", "cert-user")
+    pki = control_plane.kubeconfig.parent / "pki"
+    creds = tmp_path / "creds"
+    creds.mkdir()
+    subprocess.run(["openssl", "req", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
+                    "-nodes", "-keyout", str(creds / "user.key"), "-out", str(creds / "user.csr"),
+                    "-subj", "/CN=cert-user"], check=True, capture_output=True)
+    subprocess.run(["openssl", "x509", "-req", "-in", str(creds / "user.csr"), "-CA", str(pki / "ca.crt"),
+                    "-CAkey", str(pki / "ca.key"), "-CAcreateserial", "-out", str(creds / "user.crt"),
+                    "-days", "1"], check=True, capture_output=True)
+    config = yaml.safe_load(control_plane.kubectl("config", "view", "--raw", "-o", "yaml").stdout)
+    token = next(u["user"]["token"] for u in config["users"] if u["name"] == "restricted")
+    (creds / "token").write_text(token + "\n")
+    config["users"] = [{"name": "by-cert", "user": {"client-certificate": "creds/user.crt",
+                                                    "client-key": "creds/user.key"}},
+                       {"name": "by-file", "user": {"tokenFile": "creds/token"}}]
+    cluster = config["clusters"][0]["name"]
+    config["contexts"] = [{"name": n, "context": {"cluster": cluster, "user": n, "namespace": namespace}}
+                          for n in ("by-cert", "by-file")]
+    config["current-context"] = "by-cert"
+    (tmp_path / "kubeconfig").write_text(yaml.safe_dump(config))
+    env = {"KUBECONFIG": str(tmp_path / "kubeconfig")}
+    assert bash("sweepctl status --sweep ", cwd=Path("/"), **env) == ["lab"]
+    assert bash("sweepctl status --context by-file --sweep ", cwd=Path("/"), **env) == ["lab"]
+    # another certificate of that CA, an identity without the Role: nothing listed, and nothing said
+    (creds / "user.crt").write_text((pki / "apiserver.crt").read_text())
+    (creds / "user.key").write_text((pki / "apiserver.key").read_text())
+    assert bash("sweepctl status --sweep ", cwd=Path("/"), **env) == []
