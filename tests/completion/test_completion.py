@@ -143,6 +143,14 @@ def test_show_completion_prints_each_shells_script() -> None:
     assert "--install-completion" in subprocess.run([SWEEPCTL, "--help"], capture_output=True, text=True).stdout
 
 
+def test_install_completion_writes_the_script_and_sources_it_from_bashrc(tmp_path: Path) -> None:
+    subprocess.run([SWEEPCTL, "--install-completion", "bash"], capture_output=True, text=True, check=True,
+                   env=_env(HOME=str(tmp_path), _TYPER_COMPLETE_TEST_DISABLE_SHELL_DETECTION="1"))
+    script = tmp_path / ".bash_completions" / "sweepctl.sh"
+    assert "compopt -o nospace" in script.read_text()  # sweepctl's script, not typer's plain one
+    assert f"source '{script}'" in (tmp_path / ".bashrc").read_text()
+
+
 def _interactive_bash(tmp_path: Path, keys: list[bytes]) -> str:
     """Type into a real interactive bash with the script of --show-completion loaded; its screen, as text."""
     script = subprocess.run([SWEEPCTL, "--show-completion", "bash"], capture_output=True, text=True, check=True,
