@@ -118,13 +118,17 @@ def main() -> int:
                 argv, comp = tab(line)
                 cases.append((label, argv, {**env, **comp}))
             load_before = os.getloadavg()[0]
-            results = []
-            for label, argv, env in cases:
+            for _, argv, env in cases:
                 timed(argv, env, work)  # warm the page and bytecode caches
-                runs = [timed(argv, env, work) for _ in range(args.repeat)]
-                walls = sorted(w for w, _ in runs)
+            runs: dict[str, list[tuple[float, float]]] = {label: [] for label, _, _ in cases}
+            for _ in range(args.repeat):  # round robin: a change in the machine's load falls on every case alike
+                for label, argv, env in cases:
+                    runs[label].append(timed(argv, env, work))
+            results = []
+            for label, measured in runs.items():
+                walls = sorted(w for w, _ in measured)
                 results.append((label, statistics.median(walls), walls[int(0.9 * (len(walls) - 1))],
-                                statistics.median(c for _, c in runs)))
+                                statistics.median(c for _, c in measured)))
             load_after = os.getloadavg()[0]
         finally:
             if args.kubeconfig is None:
