@@ -48,7 +48,9 @@ def dist(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def fresh_venv(where: Path, wheel: Path, extra: str = "") -> Path:
     run([sys.executable, "-m", "venv", str(where)])
-    run([str(where / "bin" / "pip"), "install", "--quiet", "--disable-pip-version-check", f"{wheel}{extra}"])
+    # --no-compile: no byte-compiling of TensorFlow's thousands of modules at install time (this run needs few)
+    run([str(where / "bin" / "pip"), "install", "--quiet", "--disable-pip-version-check", "--no-compile",
+         f"{wheel}{extra}"])
     return where / "bin"
 
 
