@@ -244,8 +244,9 @@ def status(
 
 @app.command()
 def prune(
-    keep: Annotated[str | None, typer.Option("--keep", metavar="best=K", help="Keep the best K trials; delete the rest.",
-                                             show_default=False, autocompletion=keep_values)] = None,
+    keep: Annotated[str | None, typer.Option("--keep", metavar="best=K",
+                                             help="Keep the best K trials; delete the rest.", show_default=False,
+                                             autocompletion=keep_values)] = None,
     rule: Annotated[Rule | None, typer.Option("--rule", help="Instead of --keep: stop the unfinished trials that this "
                                               "early-stopping rule stops now (settings: the spec's earlyStopping).",
                                               show_default=False)] = None,
