@@ -82,7 +82,7 @@ def sweep_names(ctx: Any, incomplete: str) -> list[str]:
 
 
 def keep_values(incomplete: str) -> list[str]:
-    """`best=K`: the prefix first, then a few counts (any K is accepted)."""
+    """`best=K` for a few K (any K is accepted); bash and zsh first insert their common `best=`."""
     values = [f"best={k}" for k in KEEP_COUNTS]
     return [v for v in values if v.startswith(incomplete)]
 
