@@ -16,14 +16,24 @@ import, and registers a fork handler for it). Each trial is then two forks of it
   passes signals on, and writes the trainer's exit status to EXIT_FILE when it ends:
   only a parent could learn it otherwise;
 - the trainer, its child, which runs `python -m model ARGS` in-process, with its output
-  appended to the trial's stdout.log.
+  appended to the trial's stdout.log; or, for a sweep of the user's own trainer (spec
+  `command`), execs that COMMAND (argv, never a shell) in CWD with exactly the
+  environment ENV, its output going to stdout.log just the same.
 
 Protocol, one JSON document a line, on the server's stdin and stdout:
 
-    -> {"exit_file": PATH, "log": PATH, "args": [...]}   <- {"pid": PID}
+    -> {"exit_file": PATH, "log": PATH, "args": [...], "env": {...}, "title": "SWEEP TRIAL"}   <- {"pid": PID}
+    -> {"exit_file": PATH, "log": PATH, "command": [...], "cwd": PATH, "env": {...}, "title": "SWEEP TRIAL"}   <- {"pid": PID}
     -> {"go": PID} | {"cancel": PID}
 
-The supervisor waits for "go" before it starts the trainer: the apply sends it once
+`env` is what tf-paint gets on top of the server's environment, and the whole
+environment of a command. Started without ROOT, the server imports no trainer:
+it only starts commands.
+
+The supervisor and a tf-paint trainer take the process titles `sweepctl-supervisor
+SWEEP TRIAL` and `sweepctl-trainer SWEEP TRIAL` (setproctitle), so that `ps`, `top` and
+`pkill -f` tell trials apart; a command keeps its own argv. The supervisor waits for
+"go" before it starts the trainer: the apply sends it once
 the supervisor's pid is recorded in state.json. A supervisor whose apply died before
 that never trains (the server exits when its stdin closes, and with it the only
 writer of the supervisor's go pipe), so no trial can run without a record, and none
@@ -31,6 +41,7 @@ twice. The server answers {"ready": true} once it has imported everything, or
 {"error": "..."} and exits.
 
 Standard library only at import, and nothing from sweepctl: it runs as a script.
+setproctitle, a dependency of sweepctl, is imported by main(), once, before any fork.
 """
 
 from __future__ import annotations
@@ -68,9 +79,20 @@ def _import_trainer(root: str) -> None:
     import_tensorflow()
 
 
-def _trainer(args: list[str]) -> None:
+def _title(title: str) -> None:
+    """Name this process in ps and /proc/PID/cmdline; left as it is without setproctitle."""
+    if _setproctitle is not None:
+        _setproctitle(title)
+
+
+_setproctitle = None  # setproctitle.setproctitle, once main() imported it
+
+
+def _trainer(args: list[str], title: str) -> None:
     """The trainer: `python -m model ARGS`, in this process; never returns."""
     import runpy
+
+    _title(f"sweepctl-trainer {title}")
 
     for signum in (signal.SIGTERM, signal.SIGHUP, signal.SIGCHLD):
         signal.signal(signum, signal.SIG_DFL)
@@ -98,9 +120,23 @@ def _trainer(args: list[str]) -> None:
     os._exit(code)
 
 
-def _supervisor(go: int, exit_file: str, log: str, args: list[str]) -> None:
+def _exec(command: list[str], cwd: str, env: dict[str, str]) -> None:
+    """The user's trainer: exec its argv, looked up on env's PATH, in cwd; never returns."""
+    for signum in (signal.SIGTERM, signal.SIGHUP, signal.SIGINT, signal.SIGCHLD):
+        signal.signal(signum, signal.SIG_DFL)
+    try:
+        os.chdir(cwd)
+        os.execvpe(command[0], command, env)
+    except OSError as err:  # as a shell would say it, and with its exit status
+        print(f"sweepctl: cannot run {command[0]!r} in {cwd}: {err.strerror}", file=sys.stderr, flush=True)
+        os._exit(127 if isinstance(err, FileNotFoundError) else 126)
+
+
+def _supervisor(go: int, exit_file: str, log: str, request: dict) -> None:
     """The supervisor: wait for "go", run the trainer as a child, record how it ended; never returns."""
     os.setsid()
+    title = request.get("title", "")
+    _title(f"sweepctl-supervisor {title}")
     signal.signal(signal.SIGCHLD, signal.SIG_DFL)  # this process waits for its own child
     out = os.open(log, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
     null = os.open(os.devnull, os.O_RDONLY)
@@ -115,7 +151,10 @@ def _supervisor(go: int, exit_file: str, log: str, args: list[str]) -> None:
     os.close(go)
     child = os.fork()
     if child == 0:
-        _trainer(args)
+        if "command" in request:
+            _exec(request["command"], request["cwd"], request["env"])
+        os.environ.update(request.get("env", {}))
+        _trainer(request["args"], title)
 
     def forward(signum: int, _frame: object) -> None:
         try:
@@ -173,7 +212,7 @@ def _serve(requests, replies: int) -> None:
             for other in waiting.values():  # else a sibling would keep another's pipe open
                 os.close(other)
             try:
-                _supervisor(read_end, request["exit_file"], request["log"], request["args"])
+                _supervisor(read_end, request["exit_file"], request["log"], request)
             except BaseException:  # noqa: BLE001
                 traceback.print_exc()  # into the trial's stdout.log once it is open
             os._exit(70)
@@ -183,14 +222,20 @@ def _serve(requests, replies: int) -> None:
 
 
 def main(argv: list[str]) -> int:
-    (root,) = argv
+    global _setproctitle
+    root = argv[0] if argv else None  # None: commands only, no trainer to import
+    try:
+        from setproctitle import setproctitle as _setproctitle
+    except ImportError:  # a trainer without a title still trains
+        pass
     signal.signal(signal.SIGCHLD, _reap)
     replies = os.dup(1)
     null = os.open(os.devnull, os.O_WRONLY)
     os.dup2(null, 1)  # stray prints must not break the protocol
     os.close(null)
     try:
-        _import_trainer(root)
+        if root is not None:
+            _import_trainer(root)
     except Exception as exc:  # noqa: BLE001  (told to the apply, which says it to the user)
         os.write(replies, (json.dumps({"error": str(exc)}) + "\n").encode())
         return 1

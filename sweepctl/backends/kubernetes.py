@@ -22,6 +22,7 @@ from typing import Any
 
 import orjson
 
+from sweepctl import __version__
 from sweepctl.backends.base import ApplyResult, Progress
 from sweepctl.core.diagnostics import SweepctlError
 from sweepctl.core.manifests import (
@@ -49,9 +50,10 @@ PAGE_SIZE = 500
 # A Table of objects' metadata, with the kind's printer columns (TFJob: State).
 _TABLE = "application/json;as=Table;g=meta.k8s.io;v=v1"
 FIELD_MANAGER = "sweepctl"
-# Field managers whose spec fields are sweepctl's own: its name, and the Python
-# client's default, which objects created by earlier versions carry.
-_OWN_MANAGERS = frozenset({FIELD_MANAGER, "OpenAPI-Generator"})
+# The Python client's default field manager (from its User-Agent): earlier
+# versions of sweepctl created trials under it, and so does every Python tool
+# (the Kubeflow SDK, notebooks, scripts) that edits them.
+_PYTHON_CLIENT = "OpenAPI-Generator"
 _IN_CLUSTER_NAMESPACE = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
 
 # Collection paths, by kind, in a namespace (ClusterTrainingRuntime: cluster-scoped).
@@ -165,6 +167,9 @@ class Cluster:
         cfg.connection_pool_maxsize = workers
         self.server: str = cfg.host
         self._api = client.ApiClient(cfg)
+        # A write without fieldManager is recorded under the User-Agent's name:
+        # sweepctl's, never the Python client's, which other tools share.
+        self._api.user_agent = f"{FIELD_MANAGER}/{__version__}"
         self._exception = client.exceptions.ApiException
         self._lock = threading.Lock()
         self.requests = 0
@@ -280,7 +285,8 @@ def _live(kind: str, item: dict[str, Any]) -> LiveObject:
         state = read_state(item.get("status")) if read_state else ""
         spec = item.get("spec") or {}
     return LiveObject(
-        foreign=_foreign_spec_fields(meta.get("managedFields")) if kind in TRIAL_PATHS else {},
+        foreign=_foreign_spec_fields(meta.get("managedFields"), meta.get("creationTimestamp"))
+        if kind in TRIAL_PATHS else {},
         kind=kind,
         name=meta["name"],
         uid=meta.get("uid", ""),
@@ -293,7 +299,7 @@ def _live(kind: str, item: dict[str, Any]) -> LiveObject:
     )
 
 
-def _foreign_spec_fields(entries: Any) -> dict[str, Any]:
+def _foreign_spec_fields(entries: Any, created: str | None) -> dict[str, Any]:
     """The spec fields each field manager other than sweepctl set: manager -> fieldsV1 under f:spec.
 
     Status updates (the operator's) are another subresource and never count.
@@ -304,10 +310,22 @@ def _foreign_spec_fields(entries: Any) -> dict[str, Any]:
     for entry in entries or ():
         manager = entry.get("manager") or "unknown"
         spec = (entry.get("fieldsV1") or {}).get("f:spec")
-        if manager in _OWN_MANAGERS or entry.get("subresource") or spec is None:
+        if manager == FIELD_MANAGER or _old_create(entry, created) or entry.get("subresource") or spec is None:
             continue
         out[manager] = _merge(out.get(manager, {}), spec)
     return out
+
+
+def _old_create(entry: dict[str, Any], created: str | None) -> bool:
+    """Whether this entry is the create of an earlier sweepctl, which wrote as the Python client.
+
+    Its time is the object's creation time. The API server merges a later
+    update by the same manager into the entry and moves its time, so an edit
+    by any Python tool afterwards makes the entry, and its fields, foreign (an
+    edit within the creation's second, the timestamps' precision, is missed).
+    """
+    return (entry.get("manager") == _PYTHON_CLIENT and entry.get("operation") == "Update"
+            and created is not None and entry.get("time") == created)
 
 
 def _merge(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:

@@ -46,6 +46,7 @@ import fcntl
 import json
 import os
 import re
+import select
 import signal
 import time
 import weakref
@@ -60,8 +61,9 @@ from sweepctl.backends import processes
 from sweepctl.backends.base import ApplyResult, Progress, RunningTrial
 from sweepctl.backends.forkserver import EXIT_FILE
 from sweepctl.core.diagnostics import SweepctlError
+from sweepctl.core.command import environment, with_log_dir
+from sweepctl.core.manifests import FAILURE, PARAMS, TEMPLATE_HASH, TRIAL, local_trial
 from sweepctl.core.objective import EVENT_FILES, STDOUT, MetricSource
-from sweepctl.core.manifests import PARAMS, TEMPLATE_HASH, TRIAL, local_trial
 from sweepctl.core.plan import PRUNED, Action, Change, LiveObject, Observed, Plan
 from sweepctl.core.spec import Spec
 from sweepctl.core.trials import Trial
@@ -74,6 +76,7 @@ __all__ = ["LocalBackend"]
 _LOSS = re.compile(rb"(?<![\w-])loss\s*=\s*([+-]?\d*\.?\d+(?:[eE][+-]?\d+)?)")
 _ATTEMPT = re.compile(r"attempt-(\d+)")
 _ACTIVE = ("Queued", "Running")
+_TAIL_LINES = 5  # of a failed trial's output, for status
 
 
 class LocalBackend:
@@ -212,11 +215,17 @@ class LocalBackend:
         return state
 
     def observe(self, sweep: str) -> Observed:
-        """The sweep's trials; reads only (no lock, no write), so it never gets in an apply's way."""
+        """The sweep's trials; reads only (no lock, no write), so it never gets in an apply's way.
+
+        A failed trial carries the last lines of its output (FAILURE), which say why.
+        """
         state = self._read(sweep)
         objects = []
         for name, rec in state["trials"].items():
             trial_state = self._current(sweep, name, rec)
+            annotations = {TEMPLATE_HASH: rec["template_hash"], PARAMS: json.dumps(rec["params"])}
+            if trial_state == "Failed":
+                annotations[FAILURE] = self._failure(sweep, name)
             objects.append(
                 LiveObject(
                     kind="Trial",
@@ -224,13 +233,27 @@ class LocalBackend:
                     uid=rec["uid"],
                     generation=1,
                     labels={TRIAL: rec["id"]},
-                    annotations={TEMPLATE_HASH: rec["template_hash"], PARAMS: json.dumps(rec["params"])},
-                    spec={"args": rec["args"]},
+                    annotations=annotations,
+                    spec={"command": rec["command"]} if "command" in rec else {"args": rec["args"]},
                     state=trial_state,
                     params=rec["params"],
                 )
             )
         return Observed(objects=tuple(objects), pruned=state["pruned"])
+
+    def _failure(self, sweep: str, name: str) -> str:
+        """How a trial failed: its exit status and the last lines of its output (stderr goes there too)."""
+        logs = self.log_dir(sweep, name)
+        code = self._ended(sweep, name)[1]
+        try:
+            with (logs / "stdout.log").open("rb") as f:
+                f.seek(max(0, f.seek(0, os.SEEK_END) - 4096))
+                lines = [line for line in f.read().decode(errors="replace").splitlines() if line.strip()]
+        except OSError:
+            lines = []
+        ended = f"exited with {code}" if code is not None else "its supervisor was killed"
+        return "\n".join([f"{ended}; last output ({logs / 'stdout.log'}):" if lines else f"{ended}; no output",
+                          *(line[-300:] for line in lines[-_TAIL_LINES:])])
 
     # -- apply ---------------------------------------------------------------------------
 
@@ -238,7 +261,8 @@ class LocalBackend:
         """Delete, then run the trials to create; a plan that only deletes runs beside a running apply."""
         if not any(c.action in (Action.CREATE, Action.REPLACE) for c in plan.trials):
             return self._delete(plan, progress, ApplyResult())
-        processes.trainer_root()  # no trainer, no change
+        if any(c.manifest is not None and "args" in c.manifest["spec"] for c in plan.trials):
+            processes.trainer_root()  # no trainer, no change
         with self._apply_lock(plan.sweep) as held:
             if not held:
                 raise SweepctlError(
@@ -320,11 +344,15 @@ class LocalBackend:
                 if change.state == PRUNED:
                     pruned.pop(change.name, None)  # revived
                 uid = f"{change.trial_id}-{time.time_ns()}"
+                body = change.manifest["spec"]
+                # The user's command runs in the spec's folder (`args` of tf-paint: in this one).
+                run = {"command": list(body["command"]), "cwd": os.path.dirname(plan.spec_path or "") or os.getcwd()
+                       } if "command" in body else {"args": list(body["args"])}
                 trials[change.name] = {
                     "id": change.trial_id,
                     "uid": uid,
                     "params": dict(change.params),
-                    "args": list(change.manifest["spec"]["args"]),
+                    **run,
                     "template_hash": change.manifest["metadata"]["annotations"][TEMPLATE_HASH],
                     "state": "Queued",
                     "owner": me,
@@ -359,6 +387,17 @@ class _Trainer:
     started: float
     offset: int = 0
     loss: float | None = None
+    pidfd: int | None = None  # readable once the process ended: the run loop wakes at once, not at its next poll
+
+    def __post_init__(self) -> None:
+        with suppress(OSError, AttributeError):  # gone already, or no pidfd_open (not Linux 5.3+): polled
+            if processes.alive(self.process):  # checked right before: never a reused pid's
+                self.pidfd = os.pidfd_open(int(self.process["pid"]))
+
+    def close(self) -> None:
+        if self.pidfd is not None:
+            os.close(self.pidfd)
+            self.pidfd = None
 
 
 class _Run:
@@ -386,13 +425,15 @@ class _Run:
                     if processes.alive(trainer.process):
                         continue
                     del self.running[trainer.name]
+                    trainer.close()
                     self._finish(trainer)
                 for trainer in self.running.values():
                     _read_loss(self.backend.log_dir(self.sweep, trainer.name) / "stdout.log", trainer)
                 rows = [RunningTrial(name=t.name, params=t.params, loss=t.loss, seconds=time.monotonic() - t.started)
                         for t in self.running.values()]
                 self.progress.running(rows, finished=self.finished, queued=len(self.pending))
-                time.sleep(0.2)
+                if not (self.pending and len(self.running) < self.backend.parallelism):  # else: start the next now
+                    _wait([t.pidfd for t in self.running.values() if t.pidfd is not None], 0.2)
         except BaseException:
             self._interrupt()
             raise
@@ -400,7 +441,8 @@ class _Run:
     def _start(self, change: Change, uid: str) -> None:
         """Start a queued trial, unless it was deleted meanwhile; recorded in the same state.lock section."""
         logs = self.backend.log_dir(self.sweep, change.name)
-        self.forks.start_server()  # (again, if it died) before Ctrl-C is held and state.lock taken
+        own = "command" in (change.manifest or {}).get("spec", {})
+        self.forks.start_server(trainer=not own)  # (again, if it died) before Ctrl-C is held and state.lock taken
         # Ctrl-C waits until the trainer is recorded: a trainer nobody knows of could run twice.
         blocked = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
         pid = None
@@ -411,8 +453,15 @@ class _Run:
                     self._removed(change, state)
                     return
                 logs.mkdir(parents=True, exist_ok=True)
-                args = [*rec["args"], "--log-dir", str(logs)]
-                pid = self.forks.start(args, logs=logs, exit_file=logs / EXIT_FILE)
+                env = environment(log_dir=str(logs.absolute()), trial=change.name, sweep=self.sweep)
+                title = f"{self.sweep} {change.name}"
+                if "command" in rec:
+                    pid = self.forks.start_command(with_log_dir(rec["command"], str(logs.absolute())),
+                                                   cwd=Path(rec["cwd"]), logs=logs, exit_file=logs / EXIT_FILE,
+                                                   env=env, title=title)
+                else:
+                    args = [*rec["args"], "--log-dir", str(logs)]
+                    pid = self.forks.start(args, logs=logs, exit_file=logs / EXIT_FILE, env=env, title=title)
                 process = processes.identity(pid)
                 rec.update(state="Running", process=process, started=time.time())
             # Recorded (state.json is written): only now may it train. Had the apply died
@@ -467,6 +516,8 @@ class _Run:
         """Ctrl-C (or any error): stop every trainer this apply watches, and record them Interrupted."""
         trainers = list(self.running.values())
         processes.stop((t.process for t in trainers), grace=5)
+        for t in trainers:
+            t.close()
         with self.backend._state(self.sweep) as state:
             for t in trainers:
                 rec = state["trials"].get(t.name)
@@ -486,6 +537,14 @@ def _stdout_run(path: Path, metrics: Collection[str], source: MetricSource, *, e
     except OSError:
         text = None
     return RunData(scalars={m: stdout.series(text, m, source.pattern, ended=ended) for m in metrics})
+
+
+def _wait(pidfds: list[int], timeout: float) -> None:
+    """Sleep until one of these processes ends, or `timeout` seconds: a short trial's next one starts at once."""
+    if pidfds:
+        select.select(pidfds, [], [], timeout)
+    else:
+        time.sleep(timeout)
 
 
 def _read_loss(path: Path, trainer: _Trainer) -> None:

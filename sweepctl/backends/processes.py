@@ -122,6 +122,7 @@ class ForkServer:
 
     def __init__(self) -> None:
         self._server: subprocess.Popen[bytes] | None = None
+        self._trainer = False  # whether the running server imported tf-paint (only commands need none)
 
     def _request(self, document: dict[str, Any]) -> None:
         assert self._server is not None and self._server.stdin is not None
@@ -138,12 +139,15 @@ class ForkServer:
                                 hint="run the trainer by hand to see why: python -m model --help")
         return json.loads(line)
 
-    def start_server(self) -> None:
-        """Start the server, unless it runs, and wait until it has imported the trainer and TensorFlow (about 2 s)."""
+    def start_server(self, *, trainer: bool = True) -> None:
+        """Start the server, unless it runs, and wait until it has imported the trainer and TensorFlow (about 2 s).
+
+        With trainer=False (a sweep of the user's own command) it imports nothing.
+        """
         if self._server is not None:
-            if self._server.poll() is None:
+            if self._server.poll() is None and self._trainer >= trainer:
                 return
-            self.close()  # it died (killed, out of memory): start another
+            self.close()  # it died (killed, out of memory), or it cannot start tf-paint: start another
         env = dict(os.environ)
         here = Path.cwd().resolve()
         path = [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p and Path(p).resolve() != here]
@@ -151,7 +155,8 @@ class ForkServer:
             env["PYTHONPATH"] = os.pathsep.join(path)
         else:
             env.pop("PYTHONPATH", None)
-        argv = [sys.executable, "-P", _FORKSERVER, str(trainer_root())]
+        argv = [sys.executable, "-P", _FORKSERVER, *([str(trainer_root())] if trainer else [])]
+        self._trainer = trainer
         self._server = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                         stderr=subprocess.DEVNULL, env=env, start_new_session=True)
         ready = self._reply()
@@ -160,11 +165,26 @@ class ForkServer:
             raise SweepctlError(f"cannot start the trainer: {ready['error']}",
                                 hint="reinstall sweepctl with its trainer: pip install 'sweepctl[train]'")
 
-    def start(self, args: list[str], *, logs: Path, exit_file: Path) -> int:
-        """Fork a trainer's supervisor, its output appended to logs/stdout.log; it waits for release(pid)."""
+    def start(self, args: list[str], *, logs: Path, exit_file: Path, env: Mapping[str, str] | None = None,
+              title: str = "") -> int:
+        """Fork a tf-paint trainer's supervisor, its output appended to logs/stdout.log; it waits for release(pid).
+
+        `env` is added to the trainer's environment; `title` ("SWEEP TRIAL") names the
+        supervisor and the trainer in ps.
+        """
         self.start_server()
+        return self._start({"args": args, "env": dict(env or {}), "title": title}, logs, exit_file)
+
+    def start_command(self, command: list[str], *, cwd: Path, logs: Path, exit_file: Path,
+                      env: Mapping[str, str], title: str = "") -> int:
+        """Fork the supervisor of a user's command (exec'd in cwd with this process's environment plus env)."""
+        self.start_server(trainer=False)
+        return self._start({"command": command, "cwd": str(cwd), "env": {**os.environ, **env}, "title": title},
+                           logs, exit_file)
+
+    def _start(self, request: dict[str, Any], logs: Path, exit_file: Path) -> int:
         self._request({"exit_file": str(exit_file.absolute()), "log": str((logs / "stdout.log").absolute()),
-                       "args": args})
+                       **request})
         return int(self._reply()["pid"])
 
     def release(self, pid: int, *, train: bool = True) -> None:

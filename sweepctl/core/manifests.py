@@ -8,7 +8,7 @@ of its rendered spec, so that drift can be told from an unchanged object.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from typing import Any
 
 import orjson
@@ -26,6 +26,8 @@ __all__ = [
     "SHARDS",
     "shard_of",
     "PARAMS",
+    "COMMAND",
+    "FAILURE",
     "TEMPLATE_HASH",
     "SWEEP_TEMPLATE_HASH",
     "trial_template",
@@ -60,6 +62,11 @@ COMPONENT = "app.kubernetes.io/component"
 SHARD = "sweepctl.dev/shard"
 PARAMS = "sweepctl.dev/params"
 TEMPLATE_HASH = "sweepctl.dev/template-hash"
+# A command sweep's trial: its command template (command, then args, unrendered, as JSON), so that a
+# trial's values can be put back into slots (trial_template) and trials share their difference.
+COMMAND = "sweepctl.dev/command"
+# A failed local trial's exit status and last output lines, as the local backend observes them for status.
+FAILURE = "sweepctl.dev/failure"
 # The hash of the TFJob's spec with its trial's own values (flags, log folder,
 # id) replaced by slots: the same for every trial made from one spec. Trials
 # that share it, and were never changed, share their difference from a new spec.
@@ -197,11 +204,39 @@ def trainjob(spec: Spec, trial: Trial, *, namespace: str) -> dict[str, Any]:
 
 def _trial(spec: Spec, trial: Trial, kind: str, api_version: str, render: Any, namespace: str) -> dict[str, Any]:
     labels = _labels(spec, **{TRIAL: trial.id})
-    body = render(spec, trial_id=trial.id, flags=trial.flags(), log_dir=log_dir(spec, trial))
+    body = render(spec, trial_id=trial.id, run=_run(spec, trial, log_dir(spec, trial)))
     params = orjson.dumps(dict(trial.params), option=orjson.OPT_SORT_KEYS).decode()
-    return _object(kind, api_version, trial.name, namespace,
-                   {**labels, SHARD: shard_of(trial)},
-                   {PARAMS: params, SWEEP_TEMPLATE_HASH: _sweep_template_hash(spec)}, body)
+    annotations = {PARAMS: params, SWEEP_TEMPLATE_HASH: _sweep_template_hash(spec)}
+    if spec.command:
+        annotations[COMMAND] = orjson.dumps([*spec.command, *spec.args]).decode()
+    return _object(kind, api_version, trial.name, namespace, {**labels, SHARD: shard_of(trial)}, annotations, body)
+
+
+def _run(spec: Spec, trial: Trial, folder: str) -> dict[str, Any]:
+    """What the trainer's container runs: tf-paint's args, or the user's command (core/command.py).
+
+    The user's command replaces the image's entrypoint, with no args (the
+    image's CMD is dropped too), and the SWEEPCTL_ variables say where to log.
+    """
+    if not spec.command:
+        return {"args": [*spec.args, *trial.flags(), "--log-dir", folder]}
+    from sweepctl.core.command import environment, render
+
+    argv = render([*spec.command, *spec.args], trial.params, log_dir=folder, unpassed=trial.unpassed)
+    env = environment(log_dir=folder, trial=trial.name, sweep=spec.name)
+    return {"command": argv, "args": [], "env": [{"name": k, "value": v} for k, v in env.items()]}
+
+
+def _run_slots(spec: Spec) -> dict[str, Any]:
+    """_run with slots for a trial's own values: the same for every trial of one spec."""
+    folder = f"{spec.mount_path}/{spec.name}/{_NAME_SLOT}"
+    if not spec.command:
+        return {"args": [*spec.args, _FLAGS_SLOT, "--log-dir", folder]}
+    from sweepctl.core.command import environment
+
+    env = environment(log_dir=folder, trial=_NAME_SLOT, sweep=spec.name)
+    return {"command": [*spec.command, *spec.args], "args": [],
+            "env": [{"name": k, "value": v} for k, v in env.items()]}
 
 
 def _resources(spec: Spec) -> dict[str, Any]:
@@ -220,12 +255,12 @@ def _logs_volume(spec: Spec) -> dict[str, Any]:
     return {"name": LOGS_VOLUME, "persistentVolumeClaim": {"claimName": spec.claim_name}}
 
 
-def _tfjob_spec(spec: Spec, *, trial_id: str, flags: list[str], log_dir: str) -> dict[str, Any]:
+def _tfjob_spec(spec: Spec, *, trial_id: str, run: dict[str, Any]) -> dict[str, Any]:
     container = {
         "name": "tensorflow",  # the TFJob webhook requires this name
         "image": spec.image,
-        # Fixed args first, so a trial's own values win where both name a flag.
-        "args": [*spec.args, *flags, "--log-dir", log_dir],
+        # tf-paint: fixed args first, so a trial's own values win where both name a flag.
+        **run,
         "resources": _resources(spec),
         "volumeMounts": [{"name": LOGS_VOLUME, "mountPath": spec.mount_path}],
         "securityContext": _RESTRICTED,
@@ -249,7 +284,7 @@ def _tfjob_spec(spec: Spec, *, trial_id: str, flags: list[str], log_dir: str) ->
     }
 
 
-def _trainjob_spec(spec: Spec, *, trial_id: str, flags: list[str], log_dir: str) -> dict[str, Any]:
+def _trainjob_spec(spec: Spec, *, trial_id: str, run: dict[str, Any]) -> dict[str, Any]:
     """The trainer's image, args and resources; the rest reaches the pods as a runtime patch.
 
     A TrainJob's labels are not copied to its JobSet, Jobs and pods, and its
@@ -257,7 +292,7 @@ def _trainjob_spec(spec: Spec, *, trial_id: str, flags: list[str], log_dir: str)
     same pod and container security as a TFJob's, to the runtime's `node`.
     """
     labels = _labels(spec, **{TRIAL: trial_id})
-    trainer: dict[str, Any] = {"image": spec.image, "args": [*spec.args, *flags, "--log-dir", log_dir]}
+    trainer: dict[str, Any] = {"image": spec.image, **run}
     if resources := _resources(spec):
         trainer["resourcesPerNode"] = resources
     pod = {
@@ -325,22 +360,33 @@ def _sweep_template_hash(spec: Spec) -> str:
     global _last_template
     if _last_template is None or _last_template[0] is not spec:
         render = _trainjob_spec if spec.kind == "TrainJob" else _tfjob_spec
-        slots = render(spec, trial_id=_ID_SLOT, flags=[_FLAGS_SLOT],
-                       log_dir=f"{spec.mount_path}/{spec.name}/{_NAME_SLOT}")
+        slots = render(spec, trial_id=_ID_SLOT, run=_run_slots(spec))
         _last_template = (spec, template_hash(slots))
     return _last_template[1]
 
 
-def trial_template(body: Mapping[str, Any], *, name: str, trial_id: str, flags: list[str]) -> dict[str, Any] | None:
+def trial_template(body: Mapping[str, Any], *, name: str, trial_id: str, flags: list[str],
+                   command: str | None = None, params: Mapping[str, Any] | None = None,
+                   unpassed: Collection[str] = ()) -> dict[str, Any] | None:
     """A trial's spec with its own values replaced by slots, as tfjob and trainjob render them.
 
     Every trial made from one spec gives the same template (its hash is the
     SWEEP_TEMPLATE_HASH annotation). None when the values are not where
     tfjob puts them (someone edited the object): then it has no template.
+    A command sweep's trial (`command`: its COMMAND annotation) has its
+    rendered command replaced by that template, once it is checked to be the
+    template rendered with the trial's `params`, and its SWEEPCTL_ variables by slots.
     """
     tail = [*flags, "--log-dir"]
+    try:
+        template = _command_template(command)
+    except _NoTemplate:
+        return None
 
     def walk(node: Any) -> Any:
+        if isinstance(node, Mapping) and template is not None and "command" in node:
+            return {**{k: walk(v) for k, v in node.items() if k not in ("command", "env")},
+                    **_command_slots(node, template, name=name, params=params or {}, unpassed=unpassed)}
         if isinstance(node, Mapping):
             out = {}
             for key, value in node.items():
@@ -363,6 +409,44 @@ def trial_template(body: Mapping[str, Any], *, name: str, trial_id: str, flags: 
         return walk(body)
     except _NoTemplate:
         return None
+
+
+def _command_template(command: str | None) -> list[str] | None:
+    """The COMMAND annotation's template; None without one (a tf-paint trial) and raises _NoTemplate when it is not one."""
+    if command is None:
+        return None
+    try:
+        template = orjson.loads(command)
+    except orjson.JSONDecodeError:
+        raise _NoTemplate from None
+    if not isinstance(template, list) or not all(isinstance(t, str) for t in template):
+        raise _NoTemplate
+    return template
+
+
+def _command_slots(node: Mapping[str, Any], template: list[str], *, name: str, params: Mapping[str, Any],
+                   unpassed: Collection[str]) -> dict[str, Any]:
+    """A command container's (or trainer's) command and env, with the trial's own values in slots, as _run_slots has them."""
+    from sweepctl.core.command import ENV, render
+
+    env = node.get("env")
+    entries: list[Any] = env if isinstance(env, list) else []
+    values = {e.get("name"): e.get("value") for e in entries if isinstance(e, Mapping)}
+    folder = values.get(ENV[0])
+    if not (isinstance(folder, str) and folder.endswith("/" + name) and values.get(ENV[1]) == name):
+        raise _NoTemplate
+    try:
+        rendered = render(template, params, log_dir=folder, unpassed=unpassed)
+    except (KeyError, TypeError):
+        raise _NoTemplate from None  # it names a hyperparameter this trial does not have
+    if node["command"] != rendered:
+        raise _NoTemplate
+    slot = {ENV[0]: folder[:-len(name)] + _NAME_SLOT, ENV[1]: _NAME_SLOT}
+    out: dict[str, Any] = {"command": list(template)}
+    if "env" in node:
+        out["env"] = [{**e, "value": slot[e["name"]]} if isinstance(e, Mapping) and e.get("name") in slot else e
+                      for e in entries]
+    return out
 
 
 def fill_slots(text: str, *, name: str, trial_id: str, flags: list[str]) -> str:
@@ -436,12 +520,19 @@ def tensorboard_service(spec: Spec, *, namespace: str) -> dict[str, Any]:
 
 
 def local_trial(spec: Spec, trial: Trial) -> dict[str, Any]:
-    """A trial for the local backend: the trainer's arguments, less --log-dir.
+    """A trial for the local backend: the trainer's arguments, less --log-dir; or the user's command.
 
-    The backend adds --log-dir (a folder in its state directory), so moving
-    the state directory does not turn every trial into drift.
+    The backend adds --log-dir (a folder in its state directory), or puts it
+    where the command says ${logDir}, so moving the state directory does not
+    turn every trial into drift.
     """
     labels = _labels(spec, **{TRIAL: trial.id})
-    body = {"args": [*spec.args, *trial.flags(), "--threads", str(spec.threads_per_trial)]}
+    if spec.command:
+        from sweepctl.core.command import render
+
+        body: dict[str, Any] = {"command": render([*spec.command, *spec.args], trial.params, log_dir=None,
+                                                  unpassed=trial.unpassed)}
+    else:
+        body = {"args": [*spec.args, *trial.flags(), "--threads", str(spec.threads_per_trial)]}
     params = orjson.dumps(dict(trial.params), option=orjson.OPT_SORT_KEYS).decode()
     return _object("Trial", "sweepctl.dev/v1", trial.name, "", labels, {PARAMS: params}, body)

@@ -17,6 +17,7 @@ from typing import Any
 
 from sweepctl.core.diagnostics import Diagnostic, SweepctlError, did_you_mean
 from sweepctl.core.manifests import (
+    COMMAND,
     SWEEP_TEMPLATE_HASH,
     TEMPLATE_HASH,
     TRIAL,
@@ -245,8 +246,10 @@ def _group(desired: Mapping[str, Any], live: LiveObject) -> tuple[str, str] | No
 def _template_drift(desired: Mapping[str, Any], live: LiveObject, trial: Trial) -> tuple[str, ...] | None:
     """The drift of a trial's template pair, with slots for its own values; None: not made by a template."""
     assert live.spec is not None
-    slots = {"name": trial.name, "trial_id": trial.id, "flags": trial.flags()}
-    want, have = trial_template(desired["spec"], **slots), trial_template(live.spec, **slots)
+    slots = {"name": trial.name, "trial_id": trial.id, "flags": trial.flags(), "params": trial.params,
+             "unpassed": trial.unpassed}
+    want = trial_template(desired["spec"], **slots, command=desired["metadata"]["annotations"].get(COMMAND))
+    have = trial_template(live.spec, **slots, command=live.annotations.get(COMMAND))
     if want is None or have is None:
         return None
     return _diff(want, have, made_from=live.annotations.get(SWEEP_TEMPLATE_HASH), foreign={}) or (

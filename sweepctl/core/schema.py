@@ -20,7 +20,9 @@ DEFAULT_MAX_TRIALS = 1000
 # so it is capped at 40, as Katib caps experiment names.
 DNS1035_SWEEP = r"^[a-z]([-a-z0-9]{0,38}[a-z0-9])?$"
 DNS1123_LABEL = r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"
-HYPERPARAM_NAME = r"^[a-zA-Z][a-zA-Z0-9]*$"
+# camelCase for tf-paint (spec.py refuses '_' there: names become --kebab-case flags);
+# a user's own command (`command`) may also take snake_case names, passed as written.
+HYPERPARAM_NAME = r"^[a-zA-Z][a-zA-Z0-9_]*$"
 # What a trial is on Kubernetes: a Kubeflow training operator v1 TFJob, or a
 # Kubeflow Trainer v2 TrainJob on a ClusterTrainingRuntime.
 TRIAL_KINDS = ("TFJob", "TrainJob")
@@ -74,8 +76,19 @@ SCHEMA: dict[str, Any] = {
             "type": "boolean",
             "default": False,
         },
+        "command": {
+            "description": "Your own trainer's argv, e.g. [python, train.py, \"${args}\"]. Locally it runs in "
+            "the spec file's folder, never through a shell; on Kubernetes it is the container's command (in "
+            "'image'). ${NAME} is a hyperparameter's value, ${args} (a token of its own) every hyperparameter "
+            "as --name=value, ${logDir} the trial's log folder, $${ a literal '${'. Every hyperparameter must "
+            "reach a placeholder. Without it: the tf-paint trainer, with --kebab-case flags and --log-dir.",
+            "type": "array",
+            "items": {"type": "string"},
+            "minItems": 1,
+        },
         "args": {
-            "description": "Fixed extra trainer arguments, the same for every trial.",
+            "description": "Fixed extra trainer arguments, the same for every trial. With 'command', "
+            "appended to it, placeholders included.",
             "type": "array",
             "items": {"type": "string"},
             "default": [],
@@ -193,7 +206,8 @@ SCHEMA: dict[str, Any] = {
         "search": SEARCH,
         "earlyStopping": EARLY_STOPPING,
         "hyperParamValues": {
-            "description": "Hyperparameter name (camelCase, becomes --kebab-case) to the list "
+            "description": "Hyperparameter name (camelCase, becomes --kebab-case; with 'command' also "
+            "snake_case, passed as written) to the list "
             "of values to try, or (random and tpe search) a range {min, max, scale, type}. "
             "A grid search tries every combination of the lists.",
             "type": "object",

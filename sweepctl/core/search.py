@@ -25,10 +25,11 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from sweepctl.core.plan import PRUNED, Plan
+from sweepctl.core.points import point_key, unit
 from sweepctl.core.spec import HyperParam, Scalar, Spec, canonical_value, flag_value
 from sweepctl.core.trials import Trial, expand
 
-__all__ = ["make_trial", "with_search", "FINISHED", "PastTrial", "Selection", "select", "random_stream", "fits", "unit", "history_digest", "tpe_history", "point_key"]
+__all__ = ["make_trial", "with_search", "FINISHED", "PastTrial", "Selection", "select", "random_stream", "fits", "history_digest", "tpe_history"]
 
 # Live states of trials that will not run again; a pruned trial is finished too.
 FINISHED = frozenset({"Succeeded", "Failed"})
@@ -86,21 +87,10 @@ def make_trial(spec: Spec, params: Mapping[str, Scalar]) -> Trial:
     return expand(point)[0]
 
 
-def unit(*key: object) -> float:
-    """A number in [0, 1) that depends only on `key`: the same on every machine and Python."""
-    digest = hashlib.sha256("/".join(map(str, key)).encode()).digest()
-    return int.from_bytes(digest[:7], "big") / 2**56
-
-
 def _draw(hp: HyperParam, u: float) -> Scalar:
     if hp.range is not None:
         return hp.range.at(u)
     return hp.values[min(int(u * len(hp.values)), len(hp.values) - 1)]
-
-
-def point_key(params: Mapping[str, Any]) -> tuple[tuple[str, str], ...]:
-    """What makes two points the same trial's: their values, compared as the trainer receives them."""
-    return tuple(sorted((k, flag_value(v)) for k, v in params.items()))
 
 
 def random_stream(spec: Spec) -> Iterator[dict[str, Scalar]]:

@@ -68,6 +68,9 @@ class Spec:
     kind: str = "TFJob"  # what a trial is on Kubernetes (schema.TRIAL_KINDS)
     runtime: str = ""  # TrainJob: the ClusterTrainingRuntime it runs on
     metric_source: MetricSource = field(default_factory=MetricSource)  # objective.source and .pattern
+    # The user's own trainer (core/command.py): its argv template, args appended.
+    # Empty: the tf-paint trainer, with kebab-case flags and --log-dir.
+    command: tuple[str, ...] = ()
 
 
 # Flags that sweepctl passes every trial itself: a hyperparameter or a fixed
@@ -154,15 +157,15 @@ def _scalar(node: yaml.ScalarNode) -> Any:
     """A scalar of the YAML 1.2 core schema; any other tag is refused."""
     tag, text = node.tag, node.value
     if tag == _TAG + "str":
-        return text
+        return _text(text, node.start_mark)
     if tag == _TAG + "bool" and text in _BOOL:
         return _BOOL[text]
     if tag == _TAG + "null" and _NULL.fullmatch(text):
         return None
     if tag == _TAG + "int" and _INT.fullmatch(text):
-        return _int(text)
+        return _int(text, node.start_mark)
     if tag == _TAG + "float" and _INT.fullmatch(text):
-        return float(_int(text))
+        return float(_int(text, node.start_mark))
     if tag == _TAG + "float" and _FLOAT.fullmatch(text):
         lowered = text.lower()
         if lowered.endswith(".inf"):
@@ -173,10 +176,47 @@ def _scalar(node: yaml.ScalarNode) -> Any:
     raise _Refused(f"the tag {_tag_name(tag)} is not allowed in a spec", node.start_mark, _NO_TAGS)
 
 
-def _int(text: str) -> int:
-    if text.startswith(("0o", "0x")):
-        return int(text[2:], 8 if text[1] == "o" else 16)
-    return int(text)  # YAML 1.2: 010 is ten, not eight
+def _int(text: str, mark: yaml.Mark) -> int:
+    try:
+        if text.startswith(("0o", "0x")):
+            value = int(text[2:], 8 if text[1] == "o" else 16)
+        else:
+            value = int(text)  # YAML 1.2: 010 is ten, not eight
+    except ValueError:  # more digits than Python converts (sys.get_int_max_str_digits)
+        value = _INT_LIMIT
+    if not -_INT_LIMIT <= value < _INT_LIMIT:
+        raise _Refused(f"the integer {text[:20]}{'...' if len(text) > 20 else ''} does not fit in 64 bits", mark,
+                       "write it as a float (e.g. 1.0e30), or quote it to pass it as text")
+    return value
+
+
+# Plans, trial ids and saved plans are JSON, whose integers stop at 64 bits.
+_INT_LIMIT = 2**63
+
+
+def _text(text: str, mark: yaml.Mark) -> str:
+    """A string every later step can carry: UTF-8 (JSON, Kubernetes, file names) and no NUL (argv).
+
+    A surrogate pair written as two escapes ("\\ud83d\\ude00", as JSON writes
+    an emoji) is the one character it stands for; a lone surrogate is refused.
+    """
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as err:
+        try:
+            return _text(text.encode("utf-16-le", "surrogatepass").decode("utf-16-le"), mark)
+        except UnicodeDecodeError:
+            pass
+        raise _Refused(f"the text {_clip(text)} holds {text[err.start]!r}, a lone surrogate that is not a character",
+                       mark, "write the character itself, or a \\U escape of the whole code point") from None
+    if "\0" in text:
+        raise _Refused(f"the text {_clip(text)} holds a NUL character, which no program argument can carry", mark,
+                       "remove the \\0")
+    return text
+
+
+def _clip(text: str) -> str:
+    return repr(text) if len(text) <= 40 else repr(text[:40]) + "..."
 
 
 _NO_TAGS = "a spec holds plain YAML 1.2 values (numbers, strings, booleans, lists and mappings): remove the tag"
@@ -313,11 +353,58 @@ def _field_name(path: Path) -> str:
     return ".".join(str(p) if isinstance(p, str) else f"[{p}]" for p in path).replace(".[", "[") or "the spec"
 
 
-def _schema_diagnostics(doc: _Document, filename: str) -> Iterator[Diagnostic]:
+def _schema_errors(data: Any) -> list[Any]:
+    """jsonschema's errors, in document order; none for a document that conforms."""
+    if conforms(data, SCHEMA):
+        return []
     from jsonschema import Draft202012Validator  # heavy: only for a spec that does not surely conform
 
-    validator = Draft202012Validator(SCHEMA)
-    for error in sorted(validator.iter_errors(doc.data), key=lambda e: [str(p) for p in e.absolute_path]):
+    return sorted(Draft202012Validator(SCHEMA).iter_errors(data), key=lambda e: [str(p) for p in e.absolute_path])
+
+
+def _refused_paths(errors: list[Any]) -> set[Path]:
+    """Where each schema error lies: the values that semantic checks must not read.
+
+    An unknown key blames that key, not its mapping; a name that is no camelCase
+    blames its entry; a missing key at the top blames only that key (other
+    fields can still be checked); uniqueItems blames nothing, as duplicates are
+    judged by value in _semantic_diagnostics.
+    """
+    refused: set[Path] = set()
+    for error in errors:
+        path: Path = tuple(error.absolute_path)
+        if error.validator == "uniqueItems":
+            continue
+        if error.validator == "additionalProperties" and isinstance(error.instance, dict):
+            known = error.schema.get("properties", {})
+            refused.update(path + (key,) for key in error.instance if key not in known)
+        elif "propertyNames" in error.schema_path:
+            refused.add(path + (error.instance,))
+        elif error.validator == "required" and not path:
+            refused.update((key,) for key in error.validator_value if key not in error.instance)
+        else:
+            refused.add(path)
+    return refused
+
+
+def _accepted(value: Any, path: Path, refused: set[Path]) -> Any:
+    """`value` without what the schema refused; a list with one refused item is left out whole."""
+    if path in refused:
+        return _REFUSED
+    if isinstance(value, dict):
+        kept = {key: _accepted(sub, path + (key,), refused) for key, sub in value.items()}
+        return {key: sub for key, sub in kept.items() if sub is not _REFUSED}
+    if isinstance(value, list):
+        items = [_accepted(sub, path + (i,), refused) for i, sub in enumerate(value)]
+        return _REFUSED if any(item is _REFUSED for item in items) else items
+    return value
+
+
+_REFUSED = object()
+
+
+def _schema_diagnostics(doc: _Document, filename: str, errors: list[Any]) -> Iterator[Diagnostic]:
+    for error in errors:
         path: Path = tuple(error.absolute_path)
         mark = doc.values.get(path)
         where = _field_name(path)
@@ -408,13 +495,33 @@ def _camel(name: str) -> str:
     return camel if camel[0].isalpha() else "p" + camel
 
 
-def _semantic_diagnostics(doc: _Document, filename: str, max_trials: int) -> Iterator[Diagnostic]:
-    data = doc.data
-    grid = data["hyperParamValues"]
+def _semantic_diagnostics(doc: _Document, filename: str, max_trials: int, refused: set[Path]) -> Iterator[Diagnostic]:
+    """What the schema cannot say, judged only on what the schema accepted.
+
+    Each check reads values the schema accepted (`data` leaves out the rest);
+    a check across fields runs only when none of them was refused, so a type
+    error never turns into a second, wrong message or a crash.
+    """
+    data = _accepted(doc.data, (), refused)
+
+    def intact(*keys: str) -> bool:
+        return not any(path and path[0] in keys for path in refused)
+
+    grid = data.get("hyperParamValues", {})
+    own = "command" in doc.data  # the user's trainer: no kebab flags, nothing reserved (core/command.py)
+    if own and data.get("command") and intact("command", "args", "hyperParamValues"):  # an empty one is the schema's error
+        yield from _command_diagnostics(doc, filename)
     flags: dict[str, str] = {}
     for name, values in grid.items():
         flag = flag_name(name)
-        if flag in RESERVED_FLAGS:
+        if own:
+            pass  # ${args} passes the names as written; nothing is passed besides the command
+        elif "_" in name:  # the schema allows it for a command's ${args}; tf-paint takes kebab-case flags
+            yield _at(filename, doc.keys.get(("hyperParamValues", name)),
+                      f"hyperparameter name {name!r} must be camelCase letters and digits",
+                      f"write it as '{_camel(name)}'; it becomes the flag {flag_name(_camel(name))} (snake_case "
+                      "names are for your own trainer's command)")
+        elif flag in RESERVED_FLAGS:
             yield _at(filename, doc.keys.get(("hyperParamValues", name)),
                       f"hyperparameter {name} becomes the flag {flag}, which sweepctl sets itself",
                       f"{RESERVED_FLAGS[flag]}; sweep another hyperparameter")
@@ -443,20 +550,21 @@ def _semantic_diagnostics(doc: _Document, filename: str, max_trials: int) -> Ite
                 )
             else:
                 seen[key] = i
-    for i, arg in enumerate(data.get("args", [])):
+    for i, arg in enumerate([] if own else data.get("args", [])):
         flag = arg.split("=", 1)[0] if isinstance(arg, str) else None
         if flag in RESERVED_FLAGS:
             yield _at(filename, doc.values.get(("args", i)), f"args: {flag} is set by sweepctl itself",
                       RESERVED_FLAGS[flag] + "; remove it from args")
-    for name in data.get("defaults", {}):
-        if name not in grid:
+    swept = doc.data.get("hyperParamValues")
+    for name in data.get("defaults", {}) if isinstance(swept, dict) else ():
+        if name not in swept:
             yield _at(
                 filename,
                 doc.keys.get(("defaults", name)),
                 f"defaults.{name} names no hyperparameter in hyperParamValues",
-                did_you_mean(name, grid) or "a default only applies to a swept hyperparameter",
+                did_you_mean(name, swept) or "a default only applies to a swept hyperparameter",
             )
-    tensorboard = data.get("tensorboard", {})
+    tensorboard = data.get("tensorboard", {}) if intact("tensorboard") else {}
     if tensorboard.get("serviceType") == "LoadBalancer" and not tensorboard.get("loadBalancerSourceRanges"):
         yield _at(
             filename,
@@ -474,11 +582,13 @@ def _semantic_diagnostics(doc: _Document, filename: str, max_trials: int) -> Ite
             "the nodes: set allowNodePort: true if that is what you mean, or use ClusterIP and kubectl port-forward",
         )
     yield from _objective_diagnostics(doc, filename)
-    kubernetes = data.get("kubernetes", {})
+    kubernetes = data.get("kubernetes", {}) if intact("kubernetes") else {}
     if "runtime" in kubernetes and kubernetes.get("kind", "TFJob") != "TrainJob":
         yield _at(filename, doc.keys.get(("kubernetes", "runtime")),
                   "kubernetes.runtime names a Trainer v2 runtime, which only TrainJob trials use",
                   "add kind: TrainJob under kubernetes, or remove runtime")
+    if not intact("hyperParamValues", "search"):
+        return
     yield from space_diagnostics(data, lambda path, message, hint: _at(
         filename, doc.values.get(path), message, hint), max_trials=max_trials)
     size = math.prod(len(v) for v in grid.values())
@@ -506,17 +616,21 @@ def _objective_diagnostics(doc: _Document, filename: str) -> Iterator[Diagnostic
                   r"for example pattern: '(?P<name>\w+) is (?P<value>[-+.\deE]+)' reads lines like 'loss is 0.25'")
 
 
-def _grid_is_well_typed(data: dict[str, Any]) -> bool:
-    """Whether the value checks can run even though other fields have errors."""
-    grid, defaults, tensorboard = data.get("hyperParamValues"), data.get("defaults", {}), data.get("tensorboard", {})
-    return (
-        isinstance(grid, dict)
-        and all(isinstance(v, list | dict) for v in grid.values())
-        and isinstance(defaults, dict)
-        and isinstance(tensorboard, dict)
-        and isinstance(data.get("kubernetes", {}), dict)
-        and isinstance(data.get("search", {}), dict)
-    )
+def _command_diagnostics(doc: _Document, filename: str) -> Iterator[Diagnostic]:
+    """Placeholders of command and args that name nothing, and hyperparameters that reach none."""
+    from sweepctl.core.command import problems
+
+    data = doc.data
+    command, args = data["command"], data.get("args", [])
+    swept = [n for n, v in data["hyperParamValues"].items() if isinstance(v, dict) or len(v) > 1]
+    paths = [("command", i) for i in range(len(command))] + [("args", i) for i in range(len(args))]
+    for problem in problems([*command, *args], list(data["hyperParamValues"]), swept=swept):
+        if problem.index is not None:
+            path = paths[problem.index]
+            mark, where = doc.values.get(path), _field_name(path)
+        else:
+            mark, where = doc.keys.get(("hyperParamValues", problem.name or "")), f"hyperParamValues.{problem.name}"
+        yield _at(filename, mark, f"{where}: {problem.message}", problem.hint)
 
 
 def _with_defaults(schema: Mapping[str, Any], data: dict[str, Any]) -> dict[str, Any]:
@@ -541,9 +655,9 @@ def load_spec(text: str, *, filename: str = "<spec>", max_trials: int = DEFAULT_
         raise SpecError(
             [_at(filename, doc.values.get(()), f"the spec must be a mapping of keys, got {_describe(doc.data)}")]
         )
-    problems = [] if conforms(doc.data, SCHEMA) else list(_schema_diagnostics(doc, filename))
-    if _grid_is_well_typed(doc.data):
-        problems += _semantic_diagnostics(doc, filename, max_trials)
+    errors = _schema_errors(doc.data)
+    problems = [*_schema_diagnostics(doc, filename, errors), *_semantic_diagnostics(
+        doc, filename, max_trials, _refused_paths(errors))]
     if problems:
         raise SpecError(problems)
 
@@ -591,4 +705,5 @@ def load_spec(text: str, *, filename: str = "<spec>", max_trials: int = DEFAULT_
         kind=data["kubernetes"]["kind"],
         runtime=data["kubernetes"]["runtime"],
         metric_source=MetricSource(kind=objective.get("source", EVENTS), pattern=objective.get("pattern")),
+        command=tuple(data.get("command", ())),
     )

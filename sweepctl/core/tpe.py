@@ -20,7 +20,7 @@ from typing import Any, cast
 
 from sweepctl.core.diagnostics import SweepctlError
 from sweepctl.core.plan import PRUNED
-from sweepctl.core.search import point_key, unit  # search imports this module only when a spec needs TPE
+from sweepctl.core.points import point_key, unit
 from sweepctl.core.space import round_value
 from sweepctl.core.spec import HyperParam, Scalar, Spec, flag_value
 

@@ -80,8 +80,8 @@ def trial_id(sweep: str, identity: Mapping[str, Scalar]) -> str:
 
 @functools.lru_cache(maxsize=1024)
 def _abbreviation(name: str) -> str:
-    """learningRate -> lr, hiddenLayers -> hl, seed -> seed."""
-    words = flag_name(name)[2:].split("-")
+    """learningRate -> lr, hiddenLayers -> hl, seed -> seed; learning_rate (a command's) -> lr."""
+    words = re.split(r"[-_]", flag_name(name)[2:])
     return words[0] if len(words) == 1 else "".join(w[0] for w in words)
 
 

@@ -7,17 +7,21 @@ pruned or stopped). Reading it is I/O; `core.search` turns it into trials.
 
 from __future__ import annotations
 
-from sweepctl.backends.base import Backend
+from typing import TYPE_CHECKING
+
 from sweepctl.core.manifests import TRIAL
 from sweepctl.core.plan import PRUNED, Observed
 from sweepctl.core.search import PastTrial, Selection, select, tpe_history
 from sweepctl.core.spec import Spec
 from sweepctl.metrics.ranking import default_strategy
 
+if TYPE_CHECKING:
+    from sweepctl.metrics.sources import RunSource  # the module only when status is read
+
 __all__ = ["read_history", "select_trials", "history_digest"]
 
 
-def read_history(backend: Backend, spec: Spec, observed: Observed, *, values: bool = True,
+def read_history(backend: RunSource, spec: Spec, observed: Observed, *, values: bool = True,
                  tensorboard_url: str | None = None) -> list[PastTrial]:
     """Every live and pruned trial of the sweep; `values=False` skips reading metrics (random search)."""
     if not values:
@@ -33,12 +37,12 @@ def read_history(backend: Backend, spec: Spec, observed: Observed, *, values: bo
             for t in status.trials]
 
 
-def select_trials(spec: Spec, backend: Backend, observed: Observed, *, tensorboard_url: str | None = None) -> Selection:
+def select_trials(spec: Spec, backend: RunSource, observed: Observed, *, tensorboard_url: str | None = None) -> Selection:
     """The trials the spec wants now, given the sweep's history as the backend shows it."""
     return select(spec, read_history(backend, spec, observed, values=spec.search.adaptive,
                                      tensorboard_url=tensorboard_url))
 
 
-def history_digest(spec: Spec, backend: Backend, observed: Observed, *, tensorboard_url: str | None = None) -> str:
+def history_digest(spec: Spec, backend: RunSource, observed: Observed, *, tensorboard_url: str | None = None) -> str:
     """The digest of the history a TPE plan of `spec` proposes from, as it is now."""
     return tpe_history(spec, read_history(backend, spec, observed, tensorboard_url=tensorboard_url))

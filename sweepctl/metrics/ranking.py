@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any, overload
 
 from sweepctl.core.diagnostics import SweepctlError
-from sweepctl.core.manifests import TRIAL
+from sweepctl.core.manifests import FAILURE, TRIAL
 from sweepctl.core.plan import PRUNED, LiveObject, Observed
 from sweepctl.core.spec import Scalar
 
@@ -118,6 +118,7 @@ class TrialStatus:
     rank: int | None = None
     top: bool = False
     note: str | None = None
+    failure: str | None = None  # a failed trial's exit status and last output lines (local backend)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -198,7 +199,8 @@ def build_status(*, sweep: str, backend: str, target: str, metric: str, goal: st
 
     def trial(obj: LiveObject, summary: dict[str, Any], rank: int | None = None) -> TrialStatus:
         return TrialStatus(name=obj.name, params=obj.params, state=obj.state, kind=obj.kind, uid=obj.uid,
-                           trial_id=obj.labels.get(TRIAL), rank=rank, top=rank is not None and rank <= keep, **summary)
+                           trial_id=obj.labels.get(TRIAL), rank=rank, top=rank is not None and rank <= keep,
+                           failure=obj.annotations.get(FAILURE), **summary)
 
     ranked = [trial(obj, summary, rank) for rank, (obj, summary) in enumerate(scored, 1)]
     ranked += [trial(obj, summary) for obj, summary in unscored]

@@ -6,17 +6,40 @@ the backend's business: `Backend.read_runs`.
 
 from __future__ import annotations
 
-from sweepctl.backends.base import Backend
+from collections.abc import Collection
+from typing import TYPE_CHECKING, Protocol
+
 from sweepctl.core.manifests import TRIAL
 from sweepctl.core.objective import EVENT_FILES, MetricSource
 from sweepctl.core.plan import Observed
 from sweepctl.core.search import FINISHED
 from sweepctl.metrics.ranking import SweepStatus, build_status
 
-__all__ = ["sweep_status"]
+if TYPE_CHECKING:
+    from sweepctl.metrics.events import RunData
+
+__all__ = ["RunSource", "sweep_status"]
 
 
-def sweep_status(backend: Backend, sweep: str, *, metric: str, goal: str, strategy: str, keep: int,
+class RunSource(Protocol):
+    """What reading a sweep's status needs of a backend (backends.base.Backend has it all).
+
+    Declared here, a layer below the backends, so that metrics never imports them.
+    """
+
+    name: str
+    notes: tuple[str, ...]
+
+    @property
+    def target(self) -> str: ...
+
+    def observe(self, sweep: str) -> Observed: ...
+
+    def read_runs(self, sweep: str, names: Collection[str], tags: Collection[str], *, image_tag: str | None = None,
+                  tensorboard_url: str | None = None, required: bool = True) -> dict[str, RunData]: ...
+
+
+def sweep_status(backend: RunSource, sweep: str, *, metric: str, goal: str, strategy: str, keep: int,
                  tensorboard_url: str | None = None, observed: Observed | None = None,
                  metrics_required: bool = True, source: MetricSource = EVENT_FILES) -> SweepStatus:
     """Observe the sweep, read its live trials' metric from `source`, and rank them.

@@ -293,7 +293,19 @@ class HumanView:
         self.out.file.write("\n".join(line.rstrip() for line in lines) + "\n")
         self.out.file.flush()
         self._unscored(s)
+        self._failures(s)
         self._notes(s.notes)
+
+    def _failures(self, s: SweepStatus, *, most: int = 5) -> None:
+        """Why failed trials failed: their exit status and last output lines, as the backend saw them (the first few)."""
+        failed = [t for t in s.trials if t.failure]
+        for t in failed[:most]:
+            head, *tail = (t.failure or "").splitlines()
+            self.out.print(f"[red]{escape(t.name)}[/] {escape(head)}", highlight=False)
+            for line in tail:
+                self.out.print(f"    {escape(line)}", highlight=False, soft_wrap=True)
+        if len(failed) > most:
+            self.out.print(f"[dim]{len(failed) - most} more failed trials: `-o json` has each one's output[/]")
 
     def _unscored(self, s: SweepStatus) -> None:
         ended = [t for t in s.live if _ended_unscored(t)]

@@ -68,6 +68,8 @@ def trial_status_to_json(t: TrialStatus) -> dict[str, Any]:
     }
     if t.note:
         out["note"] = t.note
+    if t.failure:
+        out["failure"] = t.failure
     return out
 
 

@@ -1,4 +1,4 @@
-"""The spec check that spares jsonschema's import must agree with jsonschema.
+"""The compiled spec check that spares jsonschema's import must agree with jsonschema.
 
 It may only ever say "valid" of what jsonschema finds valid; a spec that is
 valid should take that path, or status pays jsonschema's import for nothing.
@@ -115,3 +115,9 @@ def test_jsonschemas_type_rules() -> None:
                        ({"u": [1, 1.0]}, False), ({"u": [True, 1]}, True), ({"u": ["1", 1]}, True)]:
         assert Draft202012Validator(schema).is_valid(doc) is valid
         assert conforms(doc, schema) is valid
+
+
+def test_checking_fills_no_defaults_in() -> None:
+    doc = {"name": "lab", "hyperParamValues": {"lr": [1]}}
+    assert conforms(doc, SCHEMA)
+    assert doc == {"name": "lab", "hyperParamValues": {"lr": [1]}}
