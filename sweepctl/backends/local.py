@@ -60,8 +60,8 @@ from sweepctl import workspace
 from sweepctl.backends import processes
 from sweepctl.backends.base import ApplyResult, Progress, RunningTrial
 from sweepctl.backends.forkserver import EXIT_FILE
-from sweepctl.core.diagnostics import SweepctlError
 from sweepctl.core.command import environment, with_log_dir
+from sweepctl.core.diagnostics import SweepctlError
 from sweepctl.core.manifests import FAILURE, PARAMS, TEMPLATE_HASH, TRIAL, local_trial
 from sweepctl.core.objective import EVENT_FILES, STDOUT, MetricSource
 from sweepctl.core.plan import PRUNED, Action, Change, LiveObject, Observed, Plan
@@ -527,6 +527,14 @@ class _Run:
                     rec.pop("owner", None)
 
 
+def _wait(pidfds: list[int], timeout: float) -> None:
+    """Sleep until one of these processes ends, or `timeout` seconds: a short trial's next one starts at once."""
+    if pidfds:
+        select.select(pidfds, [], [], timeout)
+    else:
+        time.sleep(timeout)
+
+
 def _stdout_run(path: Path, metrics: Collection[str], source: MetricSource, *, ended: bool) -> RunData:
     """A trial's metrics from the lines its trainer printed (metrics.stdout says the format)."""
     from sweepctl.metrics import stdout
@@ -537,14 +545,6 @@ def _stdout_run(path: Path, metrics: Collection[str], source: MetricSource, *, e
     except OSError:
         text = None
     return RunData(scalars={m: stdout.series(text, m, source.pattern, ended=ended) for m in metrics})
-
-
-def _wait(pidfds: list[int], timeout: float) -> None:
-    """Sleep until one of these processes ends, or `timeout` seconds: a short trial's next one starts at once."""
-    if pidfds:
-        select.select(pidfds, [], [], timeout)
-    else:
-        time.sleep(timeout)
 
 
 def _read_loss(path: Path, trainer: _Trainer) -> None:

@@ -67,10 +67,10 @@ class Spec:
     early_stopping: EarlyStopping | None = None
     kind: str = "TFJob"  # what a trial is on Kubernetes (schema.TRIAL_KINDS)
     runtime: str = ""  # TrainJob: the ClusterTrainingRuntime it runs on
-    metric_source: MetricSource = field(default_factory=MetricSource)  # objective.source and .pattern
     # The user's own trainer (core/command.py): its argv template, args appended.
     # Empty: the tf-paint trainer, with kebab-case flags and --log-dir.
     command: tuple[str, ...] = ()
+    metric_source: MetricSource = field(default_factory=MetricSource)  # objective.source and .pattern
 
 
 # Flags that sweepctl passes every trial itself: a hyperparameter or a fixed
@@ -581,7 +581,8 @@ def _semantic_diagnostics(doc: _Document, filename: str, max_trials: int, refuse
             "TensorBoard has no authentication, and a NodePort opens it on every node to anyone who reaches "
             "the nodes: set allowNodePort: true if that is what you mean, or use ClusterIP and kubectl port-forward",
         )
-    yield from _objective_diagnostics(doc, filename)
+    if intact("objective"):
+        yield from _objective_diagnostics(doc, filename)
     kubernetes = data.get("kubernetes", {}) if intact("kubernetes") else {}
     if "runtime" in kubernetes and kubernetes.get("kind", "TFJob") != "TrainJob":
         yield _at(filename, doc.keys.get(("kubernetes", "runtime")),
@@ -602,20 +603,6 @@ def _semantic_diagnostics(doc: _Document, filename: str, max_trials: int, refuse
         )
 
 
-def _objective_diagnostics(doc: _Document, filename: str) -> Iterator[Diagnostic]:
-    """A stdout pattern must compile and have `name` and `value` groups; only stdout lines take one."""
-    objective = doc.data.get("objective")
-    if not isinstance(objective, dict) or not isinstance(objective.get("pattern"), str):
-        return
-    where = doc.values.get(("objective", "pattern"))
-    if objective.get("source", EVENTS) != STDOUT:
-        yield _at(filename, where, "objective.pattern reads stdout lines, but objective.source is not stdout",
-                  "add source: stdout under objective, or remove pattern")
-    elif problem := pattern_problem(objective["pattern"]):
-        yield _at(filename, where, problem,
-                  r"for example pattern: '(?P<name>\w+) is (?P<value>[-+.\deE]+)' reads lines like 'loss is 0.25'")
-
-
 def _command_diagnostics(doc: _Document, filename: str) -> Iterator[Diagnostic]:
     """Placeholders of command and args that name nothing, and hyperparameters that reach none."""
     from sweepctl.core.command import problems
@@ -631,6 +618,20 @@ def _command_diagnostics(doc: _Document, filename: str) -> Iterator[Diagnostic]:
         else:
             mark, where = doc.keys.get(("hyperParamValues", problem.name or "")), f"hyperParamValues.{problem.name}"
         yield _at(filename, mark, f"{where}: {problem.message}", problem.hint)
+
+
+def _objective_diagnostics(doc: _Document, filename: str) -> Iterator[Diagnostic]:
+    """A stdout pattern must compile and have `name` and `value` groups; only stdout lines take one."""
+    objective = doc.data.get("objective")
+    if not isinstance(objective, dict) or not isinstance(objective.get("pattern"), str):
+        return
+    where = doc.values.get(("objective", "pattern"))
+    if objective.get("source", EVENTS) != STDOUT:
+        yield _at(filename, where, "objective.pattern reads stdout lines, but objective.source is not stdout",
+                  "add source: stdout under objective, or remove pattern")
+    elif problem := pattern_problem(objective["pattern"]):
+        yield _at(filename, where, problem,
+                  r"for example pattern: '(?P<name>\w+) is (?P<value>[-+.\deE]+)' reads lines like 'loss is 0.25'")
 
 
 def _with_defaults(schema: Mapping[str, Any], data: dict[str, Any]) -> dict[str, Any]:
@@ -704,6 +705,6 @@ def load_spec(text: str, *, filename: str = "<spec>", max_trials: int = DEFAULT_
         early_stopping=parse_early_stopping(data["earlyStopping"]),
         kind=data["kubernetes"]["kind"],
         runtime=data["kubernetes"]["runtime"],
-        metric_source=MetricSource(kind=objective.get("source", EVENTS), pattern=objective.get("pattern")),
         command=tuple(data.get("command", ())),
+        metric_source=MetricSource(kind=objective.get("source", EVENTS), pattern=objective.get("pattern")),
     )

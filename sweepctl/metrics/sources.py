@@ -36,7 +36,8 @@ class RunSource(Protocol):
     def observe(self, sweep: str) -> Observed: ...
 
     def read_runs(self, sweep: str, names: Collection[str], tags: Collection[str], *, image_tag: str | None = None,
-                  tensorboard_url: str | None = None, required: bool = True) -> dict[str, RunData]: ...
+                  tensorboard_url: str | None = None, required: bool = True, source: MetricSource = EVENT_FILES,
+                  explain: Collection[str] = ()) -> dict[str, RunData]: ...
 
 
 def sweep_status(backend: RunSource, sweep: str, *, metric: str, goal: str, strategy: str, keep: int,

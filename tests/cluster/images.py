@@ -10,9 +10,13 @@
   the spec's default image, and tagged as the default TensorBoard image too: it
   has the `tensorboard` program, so a spec that keeps both defaults runs as-is.
 
+- An example's image (examples/<name>/Dockerfile), built `FROM` the trainer image
+  (passed as TRAINER_IMAGE) by the end-to-end tests that run the examples.
+
 Each image is archived in the cache under a hash of what it is built from, so a
-change to the Dockerfile or to model/ rebuilds the trainer image, and nothing
-else does. buildah keeps its storage in the cache too, never in /var/lib.
+change to the Dockerfile or to model/ rebuilds the trainer image (and with it the
+examples' images), a change to an example's folder rebuilds that example's image,
+and nothing else does. buildah keeps its storage in the cache too, never in /var/lib.
 """
 
 from __future__ import annotations
@@ -193,28 +197,58 @@ def _build_context_files() -> list[Path]:
     return files
 
 
+def _files_key(*prefix: bytes, files: list[Path]) -> str:
+    return _hash(*prefix, *(str(p.relative_to(ROOT)).encode() + p.read_bytes() for p in files))
+
+
+def _bud(builder: Builder, what: str, image: Image, tag: str, context: Path, build_arg: str) -> None:
+    """Build context's Dockerfile (with one build argument) as tag, archive it, and drop the tag."""
+    t0 = time.monotonic()
+    log(f"building {what} with buildah...")
+    args = ["bud", "--pull=never", "--format", "docker", "--network", "host", "--layers=false",
+            "--build-arg", build_arg, "-t", tag, "-f", str(context / "Dockerfile")]
+    if HOST_CA_BUNDLE.is_file():
+        # The registries are reached through a CA only this machine's bundle has.
+        args += ["--secret", f"id=pip-ca,src={HOST_CA_BUNDLE}"]
+    builder.buildah(*args, str(context))
+    t1 = time.monotonic()
+    builder.export(tag, image.archive, image.names)
+    builder.buildah("rmi", tag)
+    log(f"built {what} in {t1 - t0:.0f} s, exported it in {time.monotonic() - t1:.0f} s")
+
+
 def trainer_image(builder: Builder, names: tuple[str, ...]) -> Image:
     """The repository's Dockerfile, built as it is (CPU variant)."""
     base = base_image(builder)
     base_id = builder.buildah("inspect", "--type", "image", "--format", "{{.FromImageID}}", base, capture=True)
-    key = _hash(base_id.encode(), *(str(p.relative_to(ROOT)).encode() + p.read_bytes()
-                                   for p in _build_context_files()))
+    key = _files_key(base_id.encode(), files=_build_context_files())
     image = Image(builder.archives / f"tf-paint-{key}.tar", names, key)
+    if not image.archive.is_file():
+        _bud(builder, "the trainer image from the repository's Dockerfile", image,
+             f"localhost/sweepctl/tf-paint:{key}", ROOT, f"PYTHON_IMAGE={base}")
+    return image
+
+
+def example_image(builder: Builder, example: Path, names: tuple[str, ...], trainer: Image) -> Image:
+    """An example folder's Dockerfile, built FROM the trainer image as TRAINER_IMAGE.
+
+    The trainer image is imported from its archive into buildah's storage once, under
+    a name with its key, and kept there: the next example builds on it at once.
+    """
+    files = sorted(p for p in example.rglob("*") if p.is_file() and "__pycache__" not in p.parts
+                   and not any(part.startswith(".") for part in p.relative_to(example).parts))
+    key = _files_key(trainer.key.encode(), files=files)
+    image = Image(builder.archives / f"example-{example.name}-{key}.tar", names, key)
     if image.archive.is_file():
         return image
-    t0 = time.monotonic()
-    log("building the trainer image from the repository's Dockerfile with buildah...")
-    tag = f"localhost/sweepctl/tf-paint:{key}"
-    args = ["bud", "--pull=never", "--format", "docker", "--network", "host", "--layers=false",
-            "--build-arg", f"PYTHON_IMAGE={base}", "-t", tag, "-f", str(ROOT / "Dockerfile")]
-    if HOST_CA_BUNDLE.is_file():
-        # The registries are reached through a CA only this machine's bundle has.
-        args += ["--secret", f"id=pip-ca,src={HOST_CA_BUNDLE}"]
-    builder.buildah(*args, str(ROOT))
-    t1 = time.monotonic()
-    builder.export(tag, image.archive, names)
-    builder.buildah("rmi", tag)
-    log(f"built the trainer image in {t1 - t0:.0f} s, exported it in {time.monotonic() - t1:.0f} s")
+    base = f"localhost/sweepctl/tf-paint:{trainer.key}"
+    if not builder.has(base):
+        t0 = time.monotonic()
+        pulled = builder.buildah("pull", "--quiet", f"docker-archive:{trainer.archive}", capture=True)
+        builder.buildah("tag", pulled.splitlines()[-1], base)
+        log(f"imported the trainer image into buildah in {time.monotonic() - t0:.0f} s")
+    _bud(builder, f"the {example.name} example's image", image,
+         f"localhost/sweepctl/example-{example.name}:{key}", example, f"TRAINER_IMAGE={base}")
     return image
 
 
