@@ -645,7 +645,8 @@ class KubernetesBackend:
         except ApiError as err:
             if required:
                 raise
-            return {n: RunData(scalars={m: stdout.series(None, m) for m in metrics}, error=str(err)) for n in names}
+            why = f"cannot list the trials' pods: {err}"
+            return {n: RunData(scalars={m: Series(error=why) for m in metrics}, error=why) for n in names}
 
         def read(name: str) -> tuple[str, Any]:
             pod = newest.get(name)
