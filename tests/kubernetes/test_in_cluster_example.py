@@ -4,7 +4,7 @@ Checked here without a node (the API-only control plane): the objects are valid
 (a server-side dry run), the Role is the README's, the image is the one
 Dockerfile.sweepctl builds for this version, the pods run as non-root, and every
 step's arguments are ones the CLI accepts. (The pods running is the full cluster's
-business.)
+business: tests/e2e/test_in_cluster.py.)
 """
 
 from __future__ import annotations
