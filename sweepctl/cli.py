@@ -15,6 +15,7 @@ from typing import Annotated, Any
 import typer
 
 from sweepctl import __version__
+from sweepctl.completion import keep_values, plan_or_spec_files, register_shells, spec_files, sweep_names
 
 __all__ = ["app", "main"]
 
@@ -23,7 +24,8 @@ app = typer.Typer(
     help="Plan and apply TensorFlow hyperparameter sweeps, Terraform-style, "
     "on Kubernetes (Kubeflow TFJobs or TrainJobs) or on this machine.",
     no_args_is_help=True,
-    add_completion=False,
+    # --install-completion and --show-completion (bash, zsh, fish); what <TAB> offers: sweepctl.completion.
+    add_completion=True,
     # Plain help: rich-formatted help imports ~0.2 s of rich and markdown modules,
     # which alone would make `sweepctl --help` miss its 0.3 s budget.
     rich_markup_mode=None,
@@ -41,7 +43,8 @@ class BackendName(str, Enum):
     kubernetes = "kubernetes"
 
 
-SpecArg = Annotated[Path, typer.Argument(help="The sweep spec (YAML).", show_default=False)]
+SpecArg = Annotated[Path, typer.Argument(help="The sweep spec (YAML).", show_default=False,
+                                         autocompletion=spec_files)]
 OutputOpt = Annotated[Output, typer.Option("-o", "--output", help="text for people, json for scripts.")]
 BackendOpt = Annotated[
     BackendName | None, typer.Option("--backend", help="Override the spec's backend.", show_default=False)
@@ -87,10 +90,10 @@ class Strategy(str, Enum):
 OptionalSpecArg = Annotated[
     Path | None,
     typer.Argument(help="The sweep spec (YAML). [default: the sweep of the last plan or apply, or --sweep]",
-                   show_default=False),
+                   show_default=False, autocompletion=spec_files),
 ]
 SweepOpt = Annotated[str | None, typer.Option("--sweep", metavar="NAME", help="The sweep, when no SPEC is given.",
-                                              show_default=False)]
+                                              show_default=False, autocompletion=sweep_names)]
 StrategyOpt = Annotated[
     Strategy | None,
     typer.Option("--strategy", help="Which value of each trial's series counts. [default: min when the objective "
@@ -176,7 +179,7 @@ def apply(
     target: Annotated[
         Path | None,
         typer.Argument(help="A saved plan, or a spec to plan and apply. [default: the last saved plan]",
-                       show_default=False),
+                       show_default=False, autocompletion=plan_or_spec_files),
     ] = None,
     auto_approve: AutoApproveOpt = False,
     output: OutputOpt = Output.text,
@@ -246,7 +249,8 @@ def tensorboard(
 def status(
     spec: OptionalSpecArg = None,
     sweep: SweepOpt = None,
-    keep: Annotated[str, typer.Option("--keep", metavar="best=K", help="Mark the best K trials.")] = "best=3",
+    keep: Annotated[str, typer.Option("--keep", metavar="best=K", help="Mark the best K trials.",
+                                      autocompletion=keep_values)] = "best=3",
     strategy: StrategyOpt = None,
     watch: Annotated[bool, typer.Option("--watch", help="Refresh until Ctrl-C.")] = False,
     interval: Annotated[float, typer.Option("--interval", min=0.5, help="Seconds between refreshes.")] = 5.0,
@@ -268,7 +272,8 @@ def status(
 @app.command()
 def prune(
     keep: Annotated[str | None, typer.Option("--keep", metavar="best=K",
-                                             help="Keep the best K trials; delete the rest.", show_default=False)] = None,
+                                             help="Keep the best K trials; delete the rest.", show_default=False,
+                                             autocompletion=keep_values)] = None,
     rule: Annotated[Rule | None, typer.Option("--rule", help="Instead of --keep: stop the unfinished trials that this "
                                               "early-stopping rule stops now (settings: the spec's earlyStopping).",
                                               show_default=False)] = None,
@@ -301,7 +306,8 @@ def report(
     spec: OptionalSpecArg = None,
     out: Annotated[Path, typer.Option("-out", "--out", help="The PNG to write.")] = Path("sweep.png"),
     sweep: SweepOpt = None,
-    keep: Annotated[str, typer.Option("--keep", metavar="best=K", help="Highlight the best K trials.")] = "best=3",
+    keep: Annotated[str, typer.Option("--keep", metavar="best=K", help="Highlight the best K trials.",
+                                      autocompletion=keep_values)] = "best=3",
     strategy: StrategyOpt = None,
     tensorboard_url: TensorBoardUrlOpt = None,
     output: OutputOpt = Output.text,
@@ -318,7 +324,8 @@ def report(
 @app.command()
 def runtime(
     spec: Annotated[Path | None, typer.Argument(help="A sweep spec: its kubernetes.runtime and image. [default: "
-                                                "sweepctl-tensorflow, with the default image]", show_default=False)]
+                                                "sweepctl-tensorflow, with the default image]", show_default=False,
+                                                autocompletion=spec_files)]
     = None,
     apply: Annotated[bool, typer.Option("--apply", help="Create or update it in the cluster (cluster-scoped: "
                                         "needs a cluster administrator).")] = False,
@@ -371,4 +378,6 @@ def _root(
 
 
 def main() -> None:
-    app()
+    command = typer.main.get_command(app)  # registers typer's completion classes; ours replace them
+    register_shells()
+    command()

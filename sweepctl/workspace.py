@@ -14,11 +14,13 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from sweepctl.core import planfile
 from sweepctl.core.diagnostics import SweepctlError
-from sweepctl.core.plan import Plan
 from sweepctl.core.schema import DNS1035_SWEEP, DNS1123_LABEL
+
+if TYPE_CHECKING:
+    from sweepctl.core.plan import Plan
 
 __all__ = [
     "BACKENDS",
@@ -126,6 +128,8 @@ def write_atomically(path: Path, data: bytes) -> None:
 
 def save_plan(plan: Plan, path: Path) -> None:
     """A half-written plan must never be applied; an unwritable path is a plain error."""
+    from sweepctl.core import planfile  # here, not at the top: shell completion lists sweeps_in without it
+
     try:
         if path.is_dir() or not path.name:
             raise IsADirectoryError(21, "is a folder", str(path))
@@ -136,6 +140,8 @@ def save_plan(plan: Plan, path: Path) -> None:
 
 
 def read_plan(path: Path) -> Plan:
+    from sweepctl.core import planfile
+
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:

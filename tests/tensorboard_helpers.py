@@ -17,6 +17,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.parse
 import urllib.request
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -117,3 +118,32 @@ def proxy_requests(kubectl: Callable[..., subprocess.CompletedProcess[str]]) -> 
                 and 'subresource="proxy"' in line):
             total += int(float(line.rsplit(" ", 1)[1]))
     return total
+
+
+_ALL_STATUSES = ["STATUS_UNKNOWN", "STATUS_SUCCESS", "STATUS_FAILURE", "STATUS_RUNNING"]
+
+
+def _hparams(url: str, route: str, body: dict, get: Callable[[str], bytes] | None) -> dict:
+    """The HParams plugin's answer to a request (GET with ?request=, which it takes as it takes a POST).
+
+    `get(path)` fetches a path some other way (the API server's service proxy); by default, from url.
+    """
+    path = "data/plugin/hparams/" + route + "?" + urllib.parse.urlencode({"request": json.dumps(body)})
+    if get is not None:
+        return json.loads(get(path))
+    with urllib.request.urlopen(url + path, timeout=30) as response:
+        return json.loads(response.read())
+
+
+def hparams_experiment(url: str, *, get: Callable[[str], bytes] | None = None) -> dict:
+    """The HParams dashboard's experiment: hparamInfos (name, type, domain) and metricInfos."""
+    return _hparams(url, "experiment", {"experimentName": ""}, get)
+
+
+def hparams_sessions(url: str, *, get: Callable[[str], bytes] | None = None) -> dict[str, dict]:
+    """Every session the HParams dashboard lists, by name: {"hparams", "status", "metrics": {tag: value}}."""
+    groups = _hparams(url, "session_groups", {"startIndex": 0, "sliceSize": 100000, "allowedStatuses": _ALL_STATUSES,
+                                              "colParams": [], "aggregationType": "AGGREGATION_AVG"}, get)
+    return {s["name"]: {"hparams": g["hparams"], "status": s["status"],
+                        "metrics": {m["name"]["tag"]: m["value"] for m in s.get("metricValues", [])}}
+            for g in groups.get("sessionGroups", []) for s in g["sessions"]}

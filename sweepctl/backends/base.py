@@ -134,6 +134,14 @@ class Backend(Protocol):
         """Break the sweep's lock held under `lock_id`; refused for any other id."""
         ...
 
+    def record_hparams(self, spec: Spec, plan: Plan) -> None:
+        """Have the sweep's TensorBoard show the plan's trials in its HParams dashboard (core.hparams).
+
+        Called by apply before it applies a plan of `spec`; locally it writes the
+        summaries, on Kubernetes it hands them to the sweep's TensorBoard pod.
+        """
+        ...
+
     def apply(self, plan: Plan, *, progress: Progress) -> ApplyResult:
         """Carry out the plan's changes; already-done changes count as done.
 

@@ -419,6 +419,7 @@ class KubernetesBackend:
         self.kind = kind
         self.notes: tuple[str, ...] = ()
         self.command_id = ""  # the lock id of the command that writes, once it holds the lock
+        self._hparams_sent: dict[str, str] = {}  # sweep -> digest of the HParams ConfigMap last sent
 
     @property
     def namespace(self) -> str:
@@ -603,6 +604,75 @@ class KubernetesBackend:
         return [tensorboard_deployment(spec, namespace=self._namespace),
                 tensorboard_service(spec, namespace=self._namespace)]
 
+    def record_hparams(self, spec: Any, plan: Plan) -> None:
+        """Hand the plan's HParams summaries to the sweep's TensorBoard pod, in the ConfigMap it reads.
+
+        sweepctl cannot write the log volume; the pod's `hparams` container
+        (manifests.tensorboard_deployment) can, and writes from this ConfigMap:
+        the writer's script and the data (gzipped JSON, so 10,000 trials fit).
+        Sent only when it changed since this command last sent it; a ConfigMap
+        of the name that is not the sweep's is never changed.
+        """
+        import gzip
+        import hashlib
+
+        from sweepctl.core.hparams import hparams_data
+        from sweepctl.core.manifests import hparams_configmap, hparams_configmap_name
+
+        if plan.destroy:
+            return
+        data = gzip.compress(orjson.dumps(hparams_data(spec, plan), option=orjson.OPT_SORT_KEYS), mtime=0)
+        script = (Path(__file__).parent / "hparams_writer.py").read_text()
+        digest = hashlib.sha256(data + script.encode()).hexdigest()
+        if self._hparams_sent.get(plan.sweep) == digest:
+            return
+        name = hparams_configmap_name(plan.sweep)
+        manifest = hparams_configmap(plan.sweep, namespace=self._namespace, script=script, data=data)
+        live = self._hparams_configmap(plan.sweep)
+        if live is None:
+            try:
+                self.cluster.request("POST", self.cluster.path("ConfigMap", self._namespace), body=manifest,
+                                     query=[("fieldManager", FIELD_MANAGER)])
+            except ApiError as err:
+                if err.status != 409:
+                    raise
+                raise ApiError(
+                    f"ConfigMap {self._namespace}/{name} exists and does not belong to sweep {plan.sweep}; "
+                    "sweepctl never changes it",
+                    status=409, hint="rename the sweep, or remove that ConfigMap yourself if it is not needed",
+                ) from None
+        else:
+            body = {**manifest, "metadata": {**manifest["metadata"], "uid": live["metadata"]["uid"]}}
+            self.cluster.request("PATCH", self.cluster.path("ConfigMap", self._namespace, name),
+                                 query=[("fieldManager", FIELD_MANAGER), ("force", "true")],
+                                 body=body, content_type="application/apply-patch+yaml")
+        self._hparams_sent[plan.sweep] = digest
+
+    def _hparams_configmap(self, sweep: str) -> dict[str, Any] | None:
+        """The sweep's HParams ConfigMap, if it has one: a LIST by name and label (the Role has no get)."""
+        from sweepctl.core.manifests import hparams_configmap_name
+
+        page = self.cluster.request("GET", self.cluster.path("ConfigMap", self._namespace),
+                                    query=[("labelSelector", sweep_selector(sweep)),
+                                           ("fieldSelector", f"metadata.name={hparams_configmap_name(sweep)}")])
+        items = page.get("items") or []
+        return items[0] if items else None
+
+    def _delete_hparams(self, sweep: str) -> None:
+        from sweepctl.core.manifests import hparams_configmap_name
+
+        live = self._hparams_configmap(sweep)
+        if live is None:
+            return
+        try:
+            self.cluster.request("DELETE", self.cluster.path("ConfigMap", self._namespace,
+                                                             hparams_configmap_name(sweep)),
+                                 body={"preconditions": {"uid": live["metadata"]["uid"]}})
+        except ApiError as err:
+            if err.status not in (404, 409):
+                raise
+        self._hparams_sent.pop(sweep, None)
+
     def read_runs(self, sweep: str, names: Any, tags: Any, *, image_tag: str | None = None,
                   tensorboard_url: str | None = None, required: bool = True, source: MetricSource = EVENT_FILES,
                   explain: Any = ()) -> dict[str, Any]:
@@ -661,7 +731,8 @@ class KubernetesBackend:
         except ApiError as err:
             if required:
                 raise
-            return {n: RunData(scalars={m: stdout.series(None, m) for m in metrics}, error=str(err)) for n in names}
+            why = f"cannot list the trials' pods: {err}"
+            return {n: RunData(scalars={m: Series(error=why) for m in metrics}, error=why) for n in names}
 
         def read(name: str) -> tuple[str, Any]:
             pod = newest.get(name)
@@ -756,6 +827,7 @@ class KubernetesBackend:
                     self._wait_deleted(plan.sweep, [c for c in phase if c.name not in result.errors], result)
         if plan.destroy and not result.errors:
             self._delete_pruned_record(plan.sweep)
+            self._delete_hparams(plan.sweep)
         return result
 
     def _wait_deleted(self, sweep: str, deleted: list[Change], result: ApplyResult) -> None:

@@ -62,6 +62,7 @@ from sweepctl.backends.base import ApplyResult, Progress, RunningTrial
 from sweepctl.backends.forkserver import EXIT_FILE
 from sweepctl.core.command import environment, with_log_dir
 from sweepctl.core.diagnostics import SweepctlError
+from sweepctl.core.hparams import hparams_data
 from sweepctl.core.manifests import FAILURE, PARAMS, TEMPLATE_HASH, TRIAL, local_trial
 from sweepctl.core.objective import EVENT_FILES, STDOUT, MetricSource
 from sweepctl.core.plan import PRUNED, Action, Change, LiveObject, Observed, Plan
@@ -69,6 +70,8 @@ from sweepctl.core.spec import Spec
 from sweepctl.core.trials import Trial
 
 if TYPE_CHECKING:
+    from types import ModuleType
+
     from sweepctl.metrics.events import RunData
 
 __all__ = ["LocalBackend"]
@@ -129,6 +132,18 @@ class LocalBackend:
 
     def tensorboard_proxy(self, sweep: str) -> str | None:
         return None
+
+    def record_hparams(self, spec: Spec, plan: Plan) -> None:
+        """The sweep's HParams experiment in its logs, and the session of every planned trial that lacks one.
+
+        New trials get theirs as they start and finish (_Run); this catches up
+        on trials that ran before, or whose apply was killed.
+        """
+        writer = _hparams_writer()
+        if writer is not None and not plan.destroy:
+            logs = self.sweep_dir(spec.name) / "logs"
+            logs.mkdir(parents=True, exist_ok=True)
+            writer.sync(logs, hparams_data(spec, plan))
 
     def read_runs(self, sweep: str, names: Collection[str], tags: Collection[str], *, image_tag: str | None = None,
                   tensorboard_url: str | None = None, required: bool = True, source: MetricSource = EVENT_FILES,
@@ -294,6 +309,8 @@ class LocalBackend:
                     " (`sweepctl prune` works while it runs)",
                 )
             result = ApplyResult()
+            if writer := _hparams_writer():
+                writer.prepare()  # here, not while a trainer's start holds Ctrl-C and state.lock
             adopted = self._adopt(plan.sweep)
             self._delete(plan, progress, result)
             queue = self._queue(plan, skip=result.errors)
@@ -348,6 +365,7 @@ class LocalBackend:
                 rec["state"], code = self._ended(sweep, name) if rec["state"] == "Running" else ("Interrupted", None)
                 if code is not None:
                     rec["exit_code"] = code
+                    _session_end(self.log_dir(sweep, name), rec["state"])
                 rec.pop("owner", None)
                 rec.pop("process", None)
         return adopted
@@ -384,6 +402,32 @@ class LocalBackend:
                 }
                 queue.append((change, uid))
         return queue
+
+
+def _hparams_writer() -> ModuleType | None:
+    """backends.hparams_writer, or None where tensorboard is not installed (a trainer of the user's own)."""
+    try:
+        import tensorboard  # noqa: F401
+    except ImportError:
+        return None
+    from sweepctl.backends import hparams_writer
+
+    return hparams_writer
+
+
+def _session_start(logs: Path, name: str, params: dict[str, Any]) -> None:
+    """A starting trial's HParams session: before its trainer runs, so the start sorts first."""
+    writer = _hparams_writer()
+    if writer is not None:
+        with suppress(OSError):  # the dashboard's row; never a reason to fail the trial
+            writer.write_session_start(logs, name, params)
+
+
+def _session_end(logs: Path, state: str) -> None:
+    writer = _hparams_writer()
+    if writer is not None:
+        with suppress(OSError):
+            writer.write_session_end(logs, state)
 
 
 def _set_aside(logs: Path) -> None:
@@ -478,6 +522,7 @@ class _Run:
                     self._removed(change, state)
                     return
                 logs.mkdir(parents=True, exist_ok=True)
+                _session_start(logs, change.name, rec["params"])
                 env = environment(log_dir=str(logs.absolute()), trial=change.name, sweep=self.sweep)
                 title = f"{self.sweep} {change.name}"
                 if "command" in rec:
@@ -518,6 +563,7 @@ class _Run:
             rec.update(state=final, exit_code=code, finished=time.time())
             rec.pop("process", None)
             rec.pop("owner", None)
+        _session_end(self.backend.log_dir(self.sweep, name), final)
         change = trainer.change
         if change is None:
             return  # adopted: not this plan's change

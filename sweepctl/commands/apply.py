@@ -48,7 +48,7 @@ def run(view: View, *, target: Path | None, access: Access, auto_approve: bool, 
             check_fresh(plan, backend, tensorboard_url=tensorboard_url)
             # What was missing when the plan was made may be there now, or the other way round.
             plan = with_fields(plan, requires=tuple(backend.requirements(spec)))
-            return execute(view, plan, backend, access)
+            return execute(view, plan, backend, access, spec=spec)
     spec = read_spec(path, max_trials=max_trials)
     backend = backend_for(spec, access)
     with backend.lock(spec.name, command="apply", timeout=access.lock_timeout):  # planned and applied under it
@@ -63,17 +63,23 @@ def _plan_and_apply(view: View, spec: Spec, backend: Backend, access: Access, *,
                      tensorboard_url=tensorboard_url)
     view.plan(plan)
     if not plan.has_changes:
+        backend.record_hparams(spec, plan)  # the trials' states since the last apply, for the HParams dashboard
         return 0
     plan.check_requirements()
     if not auto_approve and not view.confirm(plan, "Do you want to perform these actions?"):
         raise SweepctlError("Apply cancelled.", hint="nothing was changed")
-    return execute(view, plan, backend, access)
+    return execute(view, plan, backend, access, spec=spec)
 
 
-def execute(view: View, plan: Plan, backend: Backend, access: Access) -> int:
-    """Apply a plan with live progress; non-zero when any change failed."""
+def execute(view: View, plan: Plan, backend: Backend, access: Access, *, spec: Spec | None = None) -> int:
+    """Apply a plan with live progress; non-zero when any change failed.
+
+    With the plan's spec, the sweep's HParams summaries are brought up to the plan first.
+    """
     plan.check_requirements()
     remember_sweep(plan)  # first: `status` and `prune` without a spec, in another terminal, act on this sweep
+    if spec is not None:
+        backend.record_hparams(spec, plan)
     with view.applying(plan) as progress:
         result = backend.apply(plan, progress=progress)
     logs = None if plan.destroy else backend.local_logs(plan.sweep)

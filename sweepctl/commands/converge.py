@@ -37,6 +37,7 @@ from sweepctl.workspace import remember_sweep
 __all__ = ["run"]
 
 _STUCK_ROUNDS = 3  # rounds that planned the same changes and made no progress before giving up
+_SETTLE_FOR = 30.0  # seconds the last status waits for succeeded trials' scores (TensorBoard reloads every 5 s)
 _UNREADABLE_FOR = 300.0  # seconds a round waits for a history it cannot read (TensorBoard starting)
 _TICK = 0.2  # seconds between looks at local trials' event files, for the early-stopping rule
 
@@ -75,7 +76,7 @@ def _run(view: View, spec: Spec, backend: Backend, access: Access, *, auto_appro
         _converge(spec, backend, plan, interval, view, tensorboard_url)
     finally:
         watcher.stop()
-    status = _status(spec, backend, tensorboard_url)
+    status = _settled_status(spec, backend, interval, tensorboard_url)
     view.status(status)
     view.message(f"Sweep {spec.name} is done: {_summary(spec, status)}.")
     return 0
@@ -86,6 +87,7 @@ def _converge(spec: Spec, backend: Backend, plan: Plan, interval: float, view: V
     """Apply plans until one has no changes and no trial is unfinished."""
     stuck, last = 0, None
     while True:
+        backend.record_hparams(spec, plan)  # every round: new trials, and the states of finished ones
         if plan.has_changes:
             changes = sorted((c.action.value, c.name) for c in plan.trials if c.action.value != " ")
             plan.check_requirements()
@@ -123,6 +125,22 @@ def _status(spec: Spec, backend: Backend, tensorboard_url: str | None) -> SweepS
     return sweep_status(backend, spec.name, metric=spec.metric, goal=spec.goal, strategy=default_strategy(spec.goal),
                         keep=3, tensorboard_url=tensorboard_url, metrics_required=False,
                         source=spec.metric_source)
+
+
+def _settled_status(spec: Spec, backend: Backend, interval: float, tensorboard_url: str | None) -> SweepStatus:
+    """The last status once every succeeded trial's score is readable, or after _SETTLE_FOR seconds.
+
+    A sweep's TensorBoard rereads its runs every few seconds, so a trial that just
+    ended may not show its last point yet; a `prune` run right after the apply (a
+    CI step, the in-cluster Job) would then keep it as unscored. Local event files
+    are read directly: nothing to wait for.
+    """
+    deadline = time.monotonic() + (_SETTLE_FOR if backend.name != "local" else 0.0)
+    while True:
+        status = _status(spec, backend, tensorboard_url)
+        if time.monotonic() > deadline or all(t.metric is not None for t in status.live if t.state == "Succeeded"):
+            return status
+        time.sleep(min(interval, 2.0))
 
 
 def _summary(spec: Spec, status: SweepStatus) -> str:

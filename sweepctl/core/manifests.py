@@ -18,6 +18,8 @@ from sweepctl.core.spec import Spec
 from sweepctl.core.trials import Trial
 
 __all__ = [
+    "hparams_configmap",
+    "hparams_configmap_name",
     "MANAGED_BY",
     "SWEEP",
     "TRIAL",
@@ -496,15 +498,72 @@ def tensorboard_deployment(spec: Spec, *, namespace: str) -> dict[str, Any]:
                         "resources": {"requests": {"cpu": "100m", "memory": "256Mi"}, "limits": {"memory": "1Gi"}},
                         "volumeMounts": [{"name": LOGS_VOLUME, "mountPath": spec.mount_path, "readOnly": True}],
                         "securityContext": _RESTRICTED,
-                    }
+                    },
+                    _hparams_container(spec),
                 ],
                 "volumes": [
-                    {"name": LOGS_VOLUME, "persistentVolumeClaim": {"claimName": spec.claim_name, "readOnly": True}}
+                    # Read-only in TensorBoard's own mount; the HParams writer beside it adds summaries.
+                    {"name": LOGS_VOLUME, "persistentVolumeClaim": {"claimName": spec.claim_name}},
+                    # Optional: a TensorBoard whose ConfigMap is not written yet still starts.
+                    {"name": HPARAMS_VOLUME, "configMap": {"name": hparams_configmap_name(spec.name),
+                                                           "optional": True}},
                 ],
             },
         },
     }
     return _object("Deployment", "apps/v1", tensorboard_name(spec.name), namespace, labels, {}, body)
+
+
+HPARAMS_VOLUME = "hparams"
+HPARAMS_DIR = "/etc/sweepctl/hparams"
+HPARAMS_SCRIPT = "hparams_writer.py"  # backends/hparams_writer.py, as the ConfigMap carries it
+HPARAMS_DATA = "hparams.json.gz"  # core.hparams.hparams_data, gzipped JSON
+# Waits for the ConfigMap's script (the volume is optional), then runs it: the
+# script itself travels in the ConfigMap, so a new sweepctl never restarts TensorBoard for it.
+_HPARAMS_BOOT = (
+    "import os, runpy, sys, time\n"
+    f"script = {f'{HPARAMS_DIR}/{HPARAMS_SCRIPT}'!r}\n"
+    "while not os.path.exists(script):\n"
+    "    time.sleep(5)\n"
+    "sys.argv = [script, *sys.argv[1:]]\n"
+    "runpy.run_path(script, run_name='__main__')\n"
+)
+
+
+def hparams_configmap_name(sweep: str) -> str:
+    """The ConfigMap from which the sweep's TensorBoard pod writes the HParams summaries."""
+    return f"{sweep}-sweepctl-hparams"
+
+
+def _hparams_container(spec: Spec) -> dict[str, Any]:
+    """Writes the HParams summaries into the trials' folders, from the ConfigMap sweepctl keeps.
+
+    sweepctl cannot reach the log volume; this pod can, and runs an image that has
+    tensorboard already. The trials' own pods stay as they are.
+    """
+    return {
+        "name": "hparams",
+        "image": spec.tensorboard_image,
+        "command": ["python3", "-c", _HPARAMS_BOOT, f"{HPARAMS_DIR}/{HPARAMS_DATA}", f"{spec.mount_path}/{spec.name}"],
+        "resources": {"requests": {"cpu": "10m", "memory": "64Mi"}, "limits": {"memory": "512Mi"}},
+        "volumeMounts": [{"name": LOGS_VOLUME, "mountPath": spec.mount_path},
+                         {"name": HPARAMS_VOLUME, "mountPath": HPARAMS_DIR, "readOnly": True}],
+        "securityContext": _RESTRICTED,
+    }
+
+
+def hparams_configmap(sweep: str, *, namespace: str, script: str, data: bytes) -> dict[str, Any]:
+    """The ConfigMap with the writer's script and its data (gzipped JSON, base64 as binaryData is)."""
+    import base64
+
+    return {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {"name": hparams_configmap_name(sweep), "namespace": namespace,
+                     "labels": {MANAGED_BY: "sweepctl", SWEEP: sweep}},
+        "data": {HPARAMS_SCRIPT: script},
+        "binaryData": {HPARAMS_DATA: base64.b64encode(data).decode()},
+    }
 
 
 def tensorboard_service(spec: Spec, *, namespace: str) -> dict[str, Any]:

@@ -50,7 +50,7 @@ def found_note(metric: str, found: Mapping[str, Iterable[str]], *, limit: int = 
     `found` maps each run ("" for the trial's own folder) to its scalar tags.
     """
     readings = candidates(metric)
-    near = {run for run, _ in readings}
+    near = {run for run, _ in readings[:-1] if run in found} or {""}  # the folder the name reads as
     wanted = {tag for _, tag in readings}
 
     def rank(run: str, tag: str) -> tuple[int, str, str]:

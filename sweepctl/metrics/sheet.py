@@ -93,9 +93,9 @@ def draw(status: SweepStatus, runs: Mapping[str, RunData], out: Path) -> Sheet:
             ax.set_facecolor("#eeeeee")
             ax.text(0.5, 0.5, "no picture", ha="center", va="center", fontsize=8, color="#777777",
                     transform=ax.transAxes)
-        metric = "no metric" if t.metric is None else f"{status.metric} {t.metric:.4g}"
+        score = "no metric" if t.metric is None else f"{status.metric} {t.metric:.4g}"
         rank = f"#{t.rank} " if t.rank else ""
-        ax.set_title(f"{rank}{_label(t.params)}\n{metric}", fontsize=8,
+        ax.set_title(f"{rank}{_label(t.params)}\n{score}", fontsize=8,
                      fontweight="bold" if t.top else "normal", color="black" if t.top or t.rank else "#777777")
         for spine in ax.spines.values():
             spine.set_edgecolor(_GOLD if t.top else "#bbbbbb")

@@ -260,7 +260,7 @@ class HumanView:
                            + " by another command while this apply ran (stopped, not failed).")
         if look_command and logs:
             self.out.print(f"Look at the results: [bold]{escape(look_command)}[/] "
-                           f"(each trial's logs, reconstruction.png and metrics.json are in {escape(logs)}).")
+                           f"(each trial's log folder is in {escape(logs)}).")
 
     def confirm(self, plan: Plan, question: str) -> bool:
         self.out.print(f"\n[bold]{escape(question)}[/]\n  Only 'yes' will be accepted to approve.\n")

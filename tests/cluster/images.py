@@ -29,7 +29,6 @@ import shutil
 import subprocess
 import sys
 import time
-import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -44,7 +43,10 @@ def log(message: str) -> None:
 
 
 def project_version() -> str:
-    return tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["version"]
+    """sweepctl's version, from the one place it is written (pyproject.toml reads it from there too)."""
+    match = re.search(r'^__version__ = "([^"]+)"$', (ROOT / "sweepctl" / "__init__.py").read_text(), re.M)
+    assert match, "sweepctl/__init__.py has no __version__"
+    return match.group(1)
 
 
 def default_images() -> tuple[str, str]:
@@ -201,12 +203,15 @@ def _files_key(*prefix: bytes, files: list[Path]) -> str:
     return _hash(*prefix, *(str(p.relative_to(ROOT)).encode() + p.read_bytes() for p in files))
 
 
-def _bud(builder: Builder, what: str, image: Image, tag: str, context: Path, build_arg: str) -> None:
-    """Build context's Dockerfile (with one build argument) as tag, archive it, and drop the tag."""
+def _bud(builder: Builder, what: str, image: Image, tag: str, context: Path, build_arg: str, *,
+         dockerfile: Path | None = None, ignorefile: Path | None = None) -> None:
+    """Build a Dockerfile (context's own by default; one build argument) as tag, archive it, and drop the tag."""
     t0 = time.monotonic()
     log(f"building {what} with buildah...")
     args = ["bud", "--pull=never", "--format", "docker", "--network", "host", "--layers=false",
-            "--build-arg", build_arg, "-t", tag, "-f", str(context / "Dockerfile")]
+            "--build-arg", build_arg, "-t", tag, "-f", str(dockerfile or context / "Dockerfile")]
+    if ignorefile is not None:
+        args += ["--ignorefile", str(ignorefile)]
     if HOST_CA_BUNDLE.is_file():
         # The registries are reached through a CA only this machine's bundle has.
         args += ["--secret", f"id=pip-ca,src={HOST_CA_BUNDLE}"]
@@ -219,13 +224,29 @@ def _bud(builder: Builder, what: str, image: Image, tag: str, context: Path, bui
 
 def trainer_image(builder: Builder, names: tuple[str, ...]) -> Image:
     """The repository's Dockerfile, built as it is (CPU variant)."""
+    return _dockerfile_image(builder, "tf-paint", ROOT / "Dockerfile", _build_context_files(), names)
+
+
+def sweepctl_image(builder: Builder, name: str) -> Image:
+    """sweepctl itself (Dockerfile.sweepctl: the CLI, no extras, non-root), for running it in a pod."""
+    files = [ROOT / "Dockerfile.sweepctl", ROOT / "Dockerfile.sweepctl.dockerignore", ROOT / "pyproject.toml",
+             ROOT / "README.md"]
+    files += sorted(p for folder in ("sweepctl", "model") for p in (ROOT / folder).rglob("*")
+                    if p.is_file() and "__pycache__" not in p.parts and p.suffix != ".pyc")
+    return _dockerfile_image(builder, "sweepctl", ROOT / "Dockerfile.sweepctl", files, (name,),
+                             ignorefile=ROOT / "Dockerfile.sweepctl.dockerignore")
+
+
+def _dockerfile_image(builder: Builder, kind: str, dockerfile: Path, files: list[Path], names: tuple[str, ...],
+                      *, ignorefile: Path | None = None) -> Image:
+    """A Dockerfile of this repository built on the base image, archived under a hash of what it sees."""
     base = base_image(builder)
     base_id = builder.buildah("inspect", "--type", "image", "--format", "{{.FromImageID}}", base, capture=True)
-    key = _files_key(base_id.encode(), files=_build_context_files())
-    image = Image(builder.archives / f"tf-paint-{key}.tar", names, key)
+    key = _files_key(base_id.encode(), files=files)
+    image = Image(builder.archives / f"{kind}-{key}.tar", names, key)
     if not image.archive.is_file():
-        _bud(builder, "the trainer image from the repository's Dockerfile", image,
-             f"localhost/sweepctl/tf-paint:{key}", ROOT, f"PYTHON_IMAGE={base}")
+        _bud(builder, f"the {kind} image from {dockerfile.name}", image, f"localhost/sweepctl/{kind}:{key}", ROOT,
+             f"PYTHON_IMAGE={base}", dockerfile=dockerfile, ignorefile=ignorefile)
     return image
 
 

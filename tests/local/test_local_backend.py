@@ -204,9 +204,10 @@ def test_tensorboard_serves_every_trial(sweepctl, tmp_path: Path) -> None:
         line = proc.stdout.readline()
         assert "TensorBoard for sweep tiny: http://127.0.0.1:" in line, proc.stderr.read() if proc.poll() else line
         url = line.split(": ", 1)[1].split()[0]
-        wait_for(lambda: len(json.loads(urllib.request.urlopen(url + "data/runs").read())) == 2)
+        wait_for(lambda: len(json.loads(urllib.request.urlopen(url + "data/runs").read())) == 3)
         runs = json.loads(urllib.request.urlopen(url + "data/runs").read())
-        assert sorted(runs) == sorted(state(tmp_path)["trials"])
+        trials = sorted(r for r in runs if not r.startswith("_sweepctl-hparams-"))  # and the HParams experiment
+        assert trials == sorted(state(tmp_path)["trials"]) and len(runs) == 3
     finally:
         proc.terminate()
         proc.wait(timeout=20)

@@ -97,9 +97,10 @@ def test_reads_resume_per_file_and_follow_a_run_that_appears(tmp_path: Path) -> 
 
 
 def test_found_note_puts_the_addressed_folder_first_and_stays_short() -> None:
-    found = {"train": {"epoch_loss"}, "validation": {"epoch_loss", "epoch_accuracy"}}
+    found = {"train": {"epoch_loss"}, "validation": {"epoch_loss", "epoch_accuracy"}, "": {"lr"}}
     assert found_note("validation/epoch_acc", found) == (
-        "no 'validation/epoch_acc'; found validation/epoch_accuracy, validation/epoch_loss, train/epoch_loss")
+        "no 'validation/epoch_acc'; found validation/epoch_accuracy, validation/epoch_loss, lr, train/epoch_loss")
+    assert found_note("Loss/val", {"": {"Loss/train"}, "a": {"x"}}) == "no 'Loss/val'; found Loss/train, a/x"
     many = {"": {f"t{i:02d}" for i in range(20)}}
     assert found_note("x", many).endswith(", ... (20 in all)")
     assert found_note("x", {}) == "no 'x'; found no scalars in its logs"

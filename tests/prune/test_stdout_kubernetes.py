@@ -50,3 +50,12 @@ def test_the_readme_role_lists_the_trial_pods_and_asks_for_their_logs(
     res = sweepctl("prune", spec, "--keep", "best=1", "--auto-approve", "--context", "restricted@testbed")
     assert res.exit_code != 0 and "403" in res.output  # prune cannot rank: it changes nothing
     assert len(json.loads(control_plane.kubectl("-n", namespace, "get", "tfjobs", "-o", "json").stdout)["items"]) == 2
+
+    without_pods = re.sub(r"- apiGroups: \[\"\"\]\n  resources: \[pods\] .*\n  verbs: \[list\]\n", "", without_logs)
+    assert without_pods != without_logs
+    control_plane.kubectl("-n", namespace, "apply", "-f", "-", input=without_pods)
+    res = sweepctl("status", spec, "-o", "json", "--context", "restricted@testbed")
+    assert res.exit_code == 0, res.output
+    notes = {r["note"] for r in json.loads(res.stdout)}
+    (note,) = notes
+    assert note.startswith("cannot list the trials' pods:") and "403" in note
