@@ -271,7 +271,9 @@ class Cluster:
             error = self._error(resp.status, resp.reason, data, method, path)
             if resp.status == 403 and self.retrying.just_restarted():
                 raise Transient(cause=error.cause, label="403 after a restart", final=error)
-            if resp.status in RETRIED_STATUSES:
+            # Through a service proxy a 5xx is the proxied server's answer (or "no endpoints"):
+            # the TensorBoard read says so itself; the API server's own health is not in question.
+            if resp.status in RETRIED_STATUSES and (resp.status == 429 or "/proxy/" not in path):
                 retry_after = _retry_after(resp.getheader("Retry-After"))
                 raise Transient(cause=error.cause, label=str(resp.status), final=error,
                                 retry_after=retry_after if retry_after is not None or resp.status != 429 else 1.0)

@@ -88,7 +88,7 @@ class Retrying:
 
     def call(self, send: Callable[[float], T], *, on_give_up: Callable[[Transient, float], Exception]) -> T:
         """`send(timeout)` until it returns, or raises anything but Transient; then on_give_up's error."""
-        attempt = 0
+        attempt, started = 0, self._clock()
         while True:
             with self._lock:
                 self.requests += 1
@@ -103,7 +103,9 @@ class Retrying:
                         self._last_unanswered = self._clock()
                 wait = self._wait(failure, attempt)
                 attempt += 1
-                if wait > self.left():
+                # The command's deadline, and this call's own: another thread's answered
+                # request (the lease's renewal) restarts the former, never the latter.
+                if wait > self.left() or 0 < self.timeout < self._clock() - started + wait:
                     raise on_give_up(failure, self.timeout) from None
                 self._say(failure, wait)
                 with self._lock:

@@ -85,3 +85,17 @@ def test_a_403_is_retried_only_just_after_the_server_gave_no_answer() -> None:
     assert r.just_restarted()
     clock.now += 31
     assert not r.just_restarted()
+
+
+def test_a_request_failing_while_others_are_answered_still_gives_up_within_the_timeout() -> None:
+    """The lease's renewal thread gets answers every 10 s; a read that keeps failing must not retry forever."""
+    clock, said = Clock(), []
+    r = retrying(30, clock, said)
+
+    def send(timeout: float) -> str:
+        r.call(lambda t: "renewed", on_give_up=give_up)  # another thread's request, answered meanwhile
+        raise Transient(cause="service unavailable", label="503")
+
+    with pytest.raises(RuntimeError, match="service unavailable after 30"):
+        r.call(send, on_give_up=give_up)
+    assert clock.now <= 30
