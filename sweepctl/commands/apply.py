@@ -8,7 +8,8 @@ from dataclasses import replace as with_fields
 from pathlib import Path
 
 from sweepctl.backends.base import Backend
-from sweepctl.commands.common import Access, backend_for, check_fresh, command_line, make_plan, read_spec, spec_of
+from sweepctl.commands.common import (Access, backend_for, check_fresh, check_target, command_line, make_plan, read_spec,
+                                      spec_of)
 from sweepctl.core.diagnostics import SweepctlError
 from sweepctl.core.plan import Plan
 from sweepctl.core.spec import Spec
@@ -44,6 +45,7 @@ def run(view: View, *, target: Path | None, access: Access, auto_approve: bool, 
         plan = read_plan(path)
         spec = spec_of(plan)
         backend = backend_for(spec, with_fields(access, backend=plan.backend))
+        check_target(plan, backend)
         with backend.lock(plan.sweep, command="apply", timeout=access.lock_timeout):
             check_fresh(plan, backend, tensorboard_url=tensorboard_url)
             # What was missing when the plan was made may be there now, or the other way round.

@@ -179,13 +179,18 @@ def spec_of(plan: Plan) -> Spec:
     return spec
 
 
-def check_fresh(plan: Plan, backend: Backend, *, tensorboard_url: str | None = None) -> None:
-    """Refuse a saved plan made for another target, or whose sweep has changed since."""
+def check_target(plan: Plan, backend: Backend) -> None:
+    """Refuse a saved plan made for another target: before any request, the lock's included."""
     if backend.target != plan.target:
         raise SweepctlError(
             f"the saved plan was made for {plan.target}, not {backend.target}",
             hint="use the same --context/--namespace/--state-dir as the plan, or plan again",
         )
+
+
+def check_fresh(plan: Plan, backend: Backend, *, tensorboard_url: str | None = None) -> None:
+    """Refuse a saved plan made for another target, or whose sweep has changed since."""
+    check_target(plan, backend)
     observed = backend.observe(plan.sweep)
     if fingerprint(observed) != plan.fingerprint:
         raise _stale(f"sweep {plan.sweep} changed in {plan.target} since the plan was made")
