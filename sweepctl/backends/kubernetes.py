@@ -638,12 +638,15 @@ class KubernetesBackend:
             except ApiError as err:
                 if err.status != 409:
                     raise
-                raise ApiError(
-                    f"ConfigMap {self._namespace}/{name} exists and does not belong to sweep {plan.sweep}; "
-                    "sweepctl never changes it",
-                    status=409, hint="rename the sweep, or remove that ConfigMap yourself if it is not needed",
-                ) from None
-        else:
+                # This sweep's own, from a create whose answer was lost and that the retry sent again?
+                live = self._hparams_configmap(plan.sweep)
+                if live is None:
+                    raise ApiError(
+                        f"ConfigMap {self._namespace}/{name} exists and does not belong to sweep {plan.sweep}; "
+                        "sweepctl never changes it",
+                        status=409, hint="rename the sweep, or remove that ConfigMap yourself if it is not needed",
+                    ) from None
+        if live is not None:
             body = {**manifest, "metadata": {**manifest["metadata"], "uid": live["metadata"]["uid"]}}
             self.cluster.request("PATCH", self.cluster.path("ConfigMap", self._namespace, name),
                                  query=[("fieldManager", FIELD_MANAGER), ("force", "true")],

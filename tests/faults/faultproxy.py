@@ -37,7 +37,7 @@ class Faults:
     latency: float = 0.0
     black_hole: bool = False
     fail: dict[str, int] = field(default_factory=dict)  # method -> HTTP status to answer, not forwarded
-    fail_only: str = ""  # ... for paths containing this only
+    fail_only: str = ""  # ... for paths containing this only (fail and drop_after_forward)
     seed: int = 0
 
 
@@ -132,7 +132,7 @@ class _Handler(BaseHTTPRequestHandler):
             proxy.received += 1
             throttle = faults.throttle_one_in and proxy.received % faults.throttle_one_in == 0
             wait = proxy.rng.randint(*faults.retry_after)
-            drop = faults.drop_after_forward.get(self.command, 0) > 0
+            drop = faults.drop_after_forward.get(self.command, 0) > 0 and faults.fail_only in self.path
             if drop:
                 faults.drop_after_forward[self.command] -= 1
         if faults.black_hole:

@@ -114,6 +114,20 @@ def test_a_create_whose_answer_was_lost_is_read_back_no_duplicate_and_a_foreign_
     assert_converged(bed, ns, kubeconfig, tmp_path, spec, 8, kept=ours)
 
 
+def test_a_lost_answer_to_the_hparams_configmap_create_is_this_sweeps_own(bed, ns: str, proxy: FaultProxy,
+                                                                           tmp_path: Path) -> None:
+    """The retried POST meets 409 from its own first attempt: read back, it is the sweep's, so apply goes on."""
+    kubeconfig = proxy.kubeconfig(bed.kubeconfig, tmp_path / "kubeconfig")
+    spec = write_spec(tmp_path / "s.yaml", ns, values(2))
+    proxy.set(drop_after_forward={"POST": 1}, fail_only="/configmaps")
+    res = sweepctl(kubeconfig, tmp_path, "apply", spec, "--auto-approve")
+    assert proxy.total("dropped POST") == 1
+    assert res.returncode == 0 and "Resources: 2 added, 0 changed, 0 destroyed." in res.stdout, res.stderr
+    no_raw(res)
+    proxy.set()
+    assert_converged(bed, ns, kubeconfig, tmp_path, spec, 2)
+
+
 def test_a_black_holed_api_server_is_a_clean_error_within_the_timeout(bed, ns: str, proxy: FaultProxy,
                                                                         tmp_path: Path) -> None:
     kubeconfig = proxy.kubeconfig(bed.kubeconfig, tmp_path / "kubeconfig")
