@@ -188,6 +188,7 @@ class Cluster:
         cfg = client.Configuration()
         cfg.retries = False  # sweepctl retries itself, every verb alike (backends/retry.py)
         self.context_namespace: str | None = None
+        self.context = context  # as given (--context), for commands that sweepctl suggests
         # Read KUBECONFIG now: the client reads it once, when first imported.
         files = os.environ.get("KUBECONFIG") or os.path.expanduser("~/.kube/config")
         try:

@@ -151,8 +151,10 @@ class SweepLease:
                 return take()  # released meanwhile, or this command's own write: look again
             return self.holder_of(lease) or Holder(id="?", user="?", host="?", pid=0, command="?", since="?")
 
+        context = getattr(self.cluster, "context", None)
         wait_for(take, timeout=timeout, sweep=self.sweep,
-                 expires=f" (a lock that is not renewed expires {LEASE_SECONDS} s after its last renewal)")
+                 expires=f" (a lock that is not renewed expires {LEASE_SECONDS} s after its last renewal)",
+                 where=f" --backend kubernetes{f' --context {context}' if context else ''} --namespace {self.namespace}")
         self._holder = holder
         self._stop.clear()
         self._renewer = threading.Thread(target=self._renew_loop, name="sweepctl-lease", daemon=True)

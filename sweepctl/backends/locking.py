@@ -81,10 +81,10 @@ def new_holder(command: str) -> Holder:
 class LockHeld(SweepctlError):
     """Another command holds the sweep's lock; nothing was changed."""
 
-    def __init__(self, sweep: str, holder: Holder | None, *, waited: float, expires: str = "") -> None:
+    def __init__(self, sweep: str, holder: Holder | None, *, waited: float, expires: str = "", where: str = "") -> None:
         who = holder.describe() if holder else "another command (its holder record is unreadable)"
         waited_text = f" (waited {say_seconds(waited)})" if waited else ""
-        unlock = f"sweepctl unlock {sweep} {holder.id}" if holder else f"sweepctl unlock {sweep} ID"
+        unlock = f"sweepctl unlock {sweep} {holder.id if holder else 'ID'}{where}"
         super().__init__(
             f"sweep {sweep} is locked by {who}{waited_text}; nothing was changed",
             hint=f"wait for it with --lock-timeout 5m{expires}; if that command is gone, `{unlock}` breaks the lock",
@@ -93,11 +93,12 @@ class LockHeld(SweepctlError):
 
 
 def wait_for(take: Callable[[], Holder | None], *, timeout: float, sweep: str,
-             expires: str = "", poll: float = 1.0) -> None:
+             expires: str = "", where: str = "", poll: float = 1.0) -> None:
     """Call `take` until it returns None (taken) or `timeout` seconds passed (then LockHeld).
 
     `take` returns the current holder when the lock is someone else's. Polls
-    every `poll` seconds, doubling up to 4 s, never past the timeout.
+    every `poll` seconds, doubling up to 4 s, never past the timeout. `where`
+    holds the flags that make `sweepctl unlock` reach the same lock.
     """
     start = time.monotonic()
     while True:
@@ -106,7 +107,8 @@ def wait_for(take: Callable[[], Holder | None], *, timeout: float, sweep: str,
             return
         left = start + timeout - time.monotonic()
         if left <= 0:
-            raise LockHeld(sweep, holder, waited=time.monotonic() - start if timeout else 0, expires=expires)
+            raise LockHeld(sweep, holder, waited=time.monotonic() - start if timeout else 0, expires=expires,
+                           where=where)
         time.sleep(min(poll, left))
         poll = min(poll * 2, 4.0)
 

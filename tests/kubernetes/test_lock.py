@@ -7,6 +7,7 @@ prompt holds the lock, exactly as one a person left at the prompt does.
 from __future__ import annotations
 
 import json
+import re
 import signal
 import subprocess
 import time
@@ -79,8 +80,14 @@ def test_a_killed_holders_lock_is_broken_by_its_id_or_expires_within_the_lease(
     lock_id = wait_for_lease(control_plane, namespace)["spec"]["holderIdentity"]
     holder.kill()  # SIGKILL: no chance to release
     holder.wait()
-    res = run("unlock", "locked", lock_id, "--backend", "kubernetes", "-n", namespace, *AS_USER,
-              cwd=tmp_path, env=env)
+    # The refusal's hint is a command that reaches this lock as it is, from any folder.
+    refused = run("apply", a, "--auto-approve", "--lock-timeout", "0", *AS_USER, cwd=tmp_path, env=env)
+    hint = re.search(r"`sweepctl (unlock [^`]*)`", " ".join(refused.stderr.split()))
+    assert refused.returncode == 1 and hint, refused.stderr
+    assert hint.group(1).split()[:3] == ["unlock", "locked", lock_id]
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    res = run(*hint.group(1).split(), cwd=elsewhere, env=env)
     assert res.returncode == 0, res.stderr
     assert f"Unlocked sweep locked" in res.stdout and lock_id in res.stdout
     assert lease(control_plane, namespace) is None
