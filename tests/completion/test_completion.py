@@ -74,7 +74,7 @@ def local_sweep(state_dir: Path, name: str) -> None:
 
 def test_commands_and_flags(tmp_path: Path) -> None:
     assert bash("sweepctl ", cwd=tmp_path) == ["plan", "apply", "destroy", "tensorboard", "status", "prune", "report",
-                                               "runtime", "schema"]
+                                               "runtime", "unlock", "schema"]
     assert bash("sweepctl pr", cwd=tmp_path) == ["prune"]
     assert "--auto-approve" in bash("sweepctl apply --a", cwd=tmp_path)
     assert bash("sweepctl status --st", cwd=tmp_path) == ["--strategy", "--state-dir"]

@@ -70,7 +70,8 @@ def test_a_trainer_whose_record_cannot_be_written_never_trains(
     (trial,) = state(tmp_path)["trials"]
     logs = logs_of(tmp_path, trial)
     wait_for(lambda: not census.sample(), timeout=10)  # its supervisor was cancelled, and exited
-    assert [p.name for p in logs.iterdir()] == ["stdout.log"]
+    # Only what sweepctl itself wrote before the start: the output file and the HParams session start.
+    assert sorted(p.name for p in logs.iterdir()) == ["events.hparams-start.sweepctl.tfevents", "stdout.log"]
     assert (logs / "stdout.log").read_text() == "", "the trainer never started"
 
 
