@@ -134,6 +134,11 @@ class Backend(Protocol):
         """Break the sweep's lock held under `lock_id`; refused for any other id."""
         ...
 
+    def relock(self) -> None:
+        """Hold the lock taken by `lock` again, if the last apply let go of it (a local apply does,
+        once its trials are recorded); apply --wait calls it before planning each later round."""
+        ...
+
     def record_hparams(self, spec: Spec, plan: Plan) -> None:
         """Have the sweep's TensorBoard show the plan's trials in its HParams dashboard (core.hparams).
 

@@ -96,6 +96,7 @@ class LocalBackend:
         self.forks = processes.ForkServer()
         weakref.finalize(self, self.forks.close)
         self._sweep_lock: Any = None  # the sweep's lock while this command holds it (lock)
+        self._relock: tuple[Any, float] | None = None  # (holder, timeout) to take it again (relock)
 
     @property
     def namespace(self) -> str:
@@ -224,9 +225,22 @@ class LocalBackend:
         self._sweep_lock = FileLock(workspace.sweep_dir(self.state_dir, sweep) / "sweep.lock", sweep)
         try:
             with holding(self._sweep_lock, new_holder(command), timeout=timeout, sweep=sweep) as held:
+                self._relock = (held, timeout)
                 yield held
         finally:
             self._sweep_lock = None
+            self._relock = None
+
+    def relock(self) -> None:
+        """Take the sweep's lock again for apply --wait's next round, waiting as the first round did.
+
+        The round's apply lets go of it once its trials are recorded, so that
+        prune and destroy may act while trainers run; the next round plans
+        and records only once it holds the lock again.
+        """
+        if self._sweep_lock is not None and self._relock is not None and not self._sweep_lock.held():
+            holder, timeout = self._relock
+            self._sweep_lock.acquire(holder, timeout=timeout)
 
     def unlock(self, sweep: str, lock_id: str) -> Any:
         from sweepctl.backends.locking import FileLock

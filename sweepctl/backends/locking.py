@@ -189,6 +189,10 @@ class FileLock:
         f.flush()
         self._file = f
 
+    def held(self) -> bool:
+        """Whether this object holds the lock now (acquired, not yet released)."""
+        return self._file is not None
+
     def release(self) -> bool:
         """Let go (idempotent): the record is cleared first, so a reader never sees a stale holder."""
         f, self._file = self._file, None

@@ -25,7 +25,7 @@ from sweepctl.commands.common import Access, backend_for, make_plan, read_spec
 from sweepctl.commands.stopping import apply_rule
 from sweepctl.core.diagnostics import SweepctlError
 from sweepctl.core.manifests import TRIAL
-from sweepctl.core.plan import Change, Plan
+from sweepctl.core.plan import PRUNED, Action, Change, Plan
 from sweepctl.core.search import FINISHED
 from sweepctl.core.spec import Spec
 from sweepctl.metrics import events
@@ -84,15 +84,24 @@ def _run(view: View, spec: Spec, backend: Backend, access: Access, *, auto_appro
 
 def _converge(spec: Spec, backend: Backend, plan: Plan, interval: float, view: View,
               tensorboard_url: str | None) -> None:
-    """Apply plans until one has no changes and no trial is unfinished."""
+    """Apply plans until one has no changes and no trial is unfinished.
+
+    Each round plans while holding the sweep's lock (a local apply lets go of
+    it while trainers run, so prune and destroy may act meanwhile). A trial
+    that an earlier round ran and that is gone without a pruned record was
+    deleted by another command (destroy): the loop stops rather than undo it.
+    """
     stuck, last = 0, None
+    ran: set[str] = set()
     while True:
         backend.record_hparams(spec, plan)  # every round: new trials, and the states of finished ones
+        errors: dict[str, str] = {}
         if plan.has_changes:
             changes = sorted((c.action.value, c.name) for c in plan.trials if c.action.value != " ")
             plan.check_requirements()
             remember_sweep(plan)
             result = backend.apply(plan, progress=_Quiet())
+            errors = result.errors
             progressed = result.added or result.changed or result.destroyed or result.removed
             stuck = 0 if progressed or changes != last else stuck + 1
             if stuck >= _STUCK_ROUNDS:
@@ -104,7 +113,16 @@ def _converge(spec: Spec, backend: Backend, plan: Plan, interval: float, view: V
             return
         else:
             time.sleep(interval)
+        ran |= {c.name for c in plan.trials
+                if c.action is not Action.DELETE and c.state != PRUNED and c.name not in errors}
+        backend.relock()
         plan = _next_plan(spec, backend, interval, view, tensorboard_url)
+        gone = sorted(c.name for c in plan.trials if c.action is Action.CREATE and not c.state and c.name in ran)
+        if gone:
+            raise SweepctlError(
+                f"{len(gone)} trials of sweep {spec.name} that this apply ran were deleted by another command "
+                f"meanwhile ({', '.join(gone[:3])}{', ...' if len(gone) > 3 else ''}); it stops rather than "
+                "train them again", hint="run `sweepctl apply` again if they should come back")
 
 
 def _next_plan(spec: Spec, backend: Backend, interval: float, view: View, tensorboard_url: str | None) -> Plan:

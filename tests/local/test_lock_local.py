@@ -65,3 +65,28 @@ def test_a_killed_holder_leaves_no_lock_and_a_waiting_writer_gets_it(tmp_path: P
     assert waiter.returncode == 0, err
     res = cli(tmp_path, "unlock", "tiny", "0123456789abcdef")
     assert res.returncode == 1 and "sweep tiny is not locked" in res.stderr
+
+
+def test_apply_wait_holds_the_lock_to_plan_each_round_and_never_undoes_a_destroy(tmp_path: Path) -> None:
+    # Trainers that sleep: while they run, the waiting apply has let go of the lock (prune and destroy
+    # may act). A destroy then stops them; the next round must not train them again.
+    (tmp_path / "sleep.py").write_text("import sys, time\ntime.sleep(float(sys.argv[1]))\n")
+    spec = tmp_path / "s.yaml"
+    spec.write_text("name: tiny\nbackend: local\nlocal: {parallelism: 2}\ncommand: [python, sleep.py, '${secs}']\n"
+                    "hyperParamValues:\n  secs: [60, 61]\n")
+    waiting = subprocess.Popen([*SWEEPCTL, "apply", str(spec), "--wait", "--auto-approve", "--interval", "1"],
+                               cwd=tmp_path, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               text=True)
+    try:
+        wait_for(lambda: [t["state"] for t in state(tmp_path)["trials"].values()] == ["Running"] * 2, timeout=60)
+        res = cli(tmp_path, "destroy", spec, "--auto-approve", "--lock-timeout", "30s")
+        assert res.returncode == 0, res.stdout + res.stderr
+        out, err = waiting.communicate(timeout=60)
+        assert waiting.returncode == 1, out + err
+        assert "2 trials of sweep tiny that this apply ran were deleted by another command meanwhile" in err
+        assert "Traceback" not in err
+        assert state(tmp_path)["trials"] == {}  # destroyed, and not started again
+        assert _lock_record(tmp_path) == ""
+    finally:
+        waiting.kill()
+        waiting.wait()
