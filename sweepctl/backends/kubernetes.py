@@ -15,7 +15,7 @@ import json
 import os
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
@@ -215,20 +215,26 @@ class Cluster:
         self._lock = threading.Lock()
         self.requests = 0  # sent, retries included
         self.retrying = Retrying(timeout=timeout)
+        # Called before every attempt of a write (not a GET): the sweep lock's check that it is
+        # still held (backends/lease.py); it raises to stop a writer that lost its lock.
+        self.write_guard: Callable[[str, str], None] | None = None
 
     def request(self, method: str, path: str, *, query: list[tuple[str, Any]] | None = None,
                 body: Any = None, content_type: str = "application/json",
-                accept: str = "application/json") -> dict[str, Any]:
+                accept: str = "application/json", answer_headers: dict[str, str] | None = None) -> dict[str, Any]:
         """One API call; returns the decoded JSON body or raises ApiError."""
-        data = self.request_bytes(method, path, query=query, body=body, content_type=content_type, accept=accept)
+        data = self.request_bytes(method, path, query=query, body=body, content_type=content_type, accept=accept,
+                                  answer_headers=answer_headers)
         return orjson.loads(data) if data else {}
 
     def request_bytes(self, method: str, path: str, *, query: list[tuple[str, Any]] | None = None,
                       body: Any = None, content_type: str = "application/json",
-                      accept: str = "application/json", form: list[tuple[str, str]] | None = None) -> bytes:
+                      accept: str = "application/json", form: list[tuple[str, str]] | None = None,
+                      answer_headers: dict[str, str] | None = None) -> bytes:
         """One API call; returns the raw body (e.g. an image through a service proxy) or raises ApiError.
 
-        `form` is sent URL-encoded instead of a body (a form POST through a service proxy).
+        `form` is sent URL-encoded instead of a body (a form POST through a service proxy);
+        `answer_headers`, when given, receives the answer's headers (the lock reads the server's Date).
         Sent again while it fails transiently (backends/retry.py), within the command's --timeout."""
         if form is not None:
             content_type = "application/x-www-form-urlencoded"
@@ -238,7 +244,10 @@ class Cluster:
         )
 
         def send(timeout: float) -> bytes:
-            return self._send(method, path, url, headers, body, form, timeout)
+            guard = self.write_guard
+            if guard is not None and method != "GET":
+                guard(method, path)  # each attempt: a retry that outlived the lock must not land
+            return self._send(method, path, url, headers, body, form, timeout, answer_headers)
 
         def give_up(failure: Transient, after: float) -> Exception:
             if failure.final is not None:
@@ -252,7 +261,8 @@ class Cluster:
         return self.retrying.call(send, on_give_up=give_up)
 
     def _send(self, method: str, path: str, url: str, headers: dict[str, str], body: Any,
-              form: list[tuple[str, str]] | None, timeout: float) -> bytes:
+              form: list[tuple[str, str]] | None, timeout: float,
+              answer_headers: dict[str, str] | None = None) -> bytes:
         """One attempt: the body, an ApiError, or Transient (worth sending again)."""
         import urllib3
 
@@ -262,6 +272,8 @@ class Cluster:
             resp = self._api.call_api(method, url, header_params=headers, body=body, post_params=form,
                                       _request_timeout=(min(5.0, timeout), timeout))
             data = resp.read()
+            if answer_headers is not None:
+                answer_headers.update({k.lower(): v for k, v in resp.headers.items()})
         except self._exception as err:  # no HTTP answer (TLS), or the client refused to send
             if err.status:
                 raise self._error(err.status, err.reason, err.body, method, path) from None
@@ -588,6 +600,9 @@ class KubernetesBackend:
         with holding(SweepLease(self.cluster, self._namespace, sweep), holder, timeout=timeout, sweep=sweep,
                      expires=f" within {LEASE_SECONDS} s") as held:
             yield held
+
+    def relock(self) -> None:
+        """Nothing to do: on Kubernetes the lock is held until the command ends."""
 
     def unlock(self, sweep: str, lock_id: str) -> Any:
         from sweepctl.backends.lease import SweepLease

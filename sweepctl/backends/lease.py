@@ -12,23 +12,45 @@ Lease on the way out.
 Every write carries what it read (a create, or an update with the
 resourceVersion read), so of two commands racing for the lock exactly one
 wins; the loser reads the Lease again and sees it held, never a raw 409.
+
+No two machines' clocks are compared (client-go's leader election avoids
+it too). A taker judges "not renewed for LEASE_SECONDS" on the API server's
+clock alone: the time the server stamped on the Lease's last change
+(managedFields) against the `Date` of its own answer; without those, on its
+own monotonic clock, from when it first saw the Lease unchanged. The holder
+judges on its own monotonic clock that its lock still holds: a write is sent
+only within LEASE_SECONDS - REQUEST_SECONDS of the start of its last
+successful renewal, so even a write that takes its whole request timeout
+lands before anyone may take the lock. Past that, writes wait for the next
+renewal; a renewal that finds the Lease taken (or broken with `unlock`)
+stops every further write with LockLost. An outage shorter than --timeout
+keeps the lock when no one took it meanwhile: the renewal that follows it
+carries the resourceVersion read before it, so it succeeds only if nobody
+wrote the Lease in between.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import email.utils
 import threading
+import time
 from typing import Any
 
 from sweepctl.backends.kubernetes import ApiError, Cluster
 from sweepctl.backends.locking import Holder, wait_for
+from sweepctl.backends.retry import REQUEST_SECONDS
 from sweepctl.core.diagnostics import SweepctlError
+from sweepctl.core.durations import say_seconds
 from sweepctl.core.manifests import MANAGED_BY, SWEEP
 
-__all__ = ["SweepLease", "LEASE_SECONDS", "RENEW_SECONDS", "lease_name"]
+__all__ = ["SweepLease", "LockLost", "LEASE_SECONDS", "RENEW_SECONDS", "lease_name", "server_age"]
 
 LEASE_SECONDS = 30
 RENEW_SECONDS = 10
+# How long after the start of its last successful renewal the holder still sends writes: a write
+# in flight for its whole REQUEST_SECONDS still lands before the Lease can expire.
+WRITE_SECONDS = LEASE_SECONDS - REQUEST_SECONDS
 INFO = "sweepctl.dev/lock-info"
 _ROLE_HINT = ("grant get, create, update and delete on leases (apiGroup coordination.k8s.io) in the namespace, "
               "as the README's Role does (see 'Permissions')")
@@ -55,6 +77,29 @@ def _parse(text: str | None) -> dt.datetime | None:
         return None
 
 
+def server_age(lease: dict[str, Any], date: str | None) -> float | None:
+    """Seconds since the API server last changed `lease`, on the server's clock; None if it cannot say.
+
+    The server stamps each manager's managedFields entry when it changes a
+    field (a renewal changes renewTime), and dates its answers: both are its
+    own clock, to the second.
+    """
+    try:
+        now = email.utils.parsedate_to_datetime(date) if date else None
+    except (TypeError, ValueError):
+        now = None
+    meta = lease.get("metadata") or {}
+    stamps = [_parse(entry.get("time")) for entry in meta.get("managedFields") or []]
+    stamps = [t for t in stamps if t is not None]
+    if now is None or not stamps:
+        return None
+    return (now - max(stamps)).total_seconds()
+
+
+class LockLost(SweepctlError):
+    """The holder's Lease was taken or broken while it worked: nothing more is written."""
+
+
 class SweepLease:
     """Take, renew, release or break one sweep's Lease."""
 
@@ -69,13 +114,21 @@ class SweepLease:
         self._holder: Holder | None = None
         self._stop = threading.Event()
         self._renewer: threading.Thread | None = None
-        self.lost = False
+        self.lost: str | None = None  # why the lock was lost, once it was
+        self._renewed_at = 0.0  # monotonic: when the last successful take or renewal was sent
+        self._changed = threading.Condition()  # renewed, or lost
+        self._said_waiting = False
+        self._date: str | None = None  # the server's Date on the last read
+        self._observed: tuple[str, float] | None = None  # (resourceVersion, first seen), when the server cannot say
 
     # -- reading -------------------------------------------------------------------------
 
     def _get(self) -> dict[str, Any] | None:
+        headers: dict[str, str] = {}
         try:
-            return self.cluster.request("GET", self.path)
+            found = self.cluster.request("GET", self.path, answer_headers=headers)
+            self._date = headers.get("date")
+            return found
         except ApiError as err:
             if err.status == 404:
                 return None
@@ -92,14 +145,20 @@ class SweepLease:
     def holder_of(lease: dict[str, Any]) -> Holder | None:
         return Holder.from_json(((lease.get("metadata") or {}).get("annotations") or {}).get(INFO))
 
-    @staticmethod
-    def expired(lease: dict[str, Any]) -> bool:
+    def expired(self, lease: dict[str, Any]) -> bool:
+        """Not renewed for its duration: on the API server's clock, else on this process's own (never the holder's)."""
         spec = lease.get("spec") or {}
         if not spec.get("holderIdentity"):
             return True
-        renewed = _parse(spec.get("renewTime")) or _parse(spec.get("acquireTime"))
         seconds = spec.get("leaseDurationSeconds") or LEASE_SECONDS
-        return renewed is None or renewed + dt.timedelta(seconds=seconds) < _now()
+        age = server_age(lease, self._date)
+        if age is not None:
+            return age > seconds + 1  # both stamps are whole seconds
+        version = (lease.get("metadata") or {}).get("resourceVersion", "")
+        if self._observed is None or self._observed[0] != version:
+            self._observed = (version, time.monotonic())
+            return False
+        return time.monotonic() - self._observed[1] > seconds
 
     def _check_ours(self, lease: dict[str, Any]) -> None:
         labels = (lease.get("metadata") or {}).get("labels") or {}
@@ -128,17 +187,23 @@ class SweepLease:
         def take() -> Holder | None:
             lease = self._get()
             try:
+                sent = time.monotonic()
                 if lease is None:
                     self._lease = self.cluster.request("POST", self.collection, body=self._body(holder, None))
+                    self._renewed_at = sent
                     return None
                 self._check_ours(lease)
                 if (lease.get("spec") or {}).get("holderIdentity") == holder.id:
-                    self._lease = lease  # taken by this command's own write, whose answer was lost
+                    # Taken by this command's own write, whose answer was lost: renew it, which also
+                    # says from when it holds.
+                    self._lease, self._holder = lease, holder
+                    self._renew()
                     return None
                 if not self.expired(lease):
                     return self.holder_of(lease) or Holder(id=lease["spec"]["holderIdentity"], user="?", host="?",
                                                            pid=0, command="?", since="?")
                 self._lease = self.cluster.request("PUT", self.path, body=self._body(holder, lease))
+                self._renewed_at = sent
                 return None
             except ApiError as err:
                 if err.status == 409:  # another command won the race: read it again, now held
@@ -157,38 +222,84 @@ class SweepLease:
                  where=f" --backend kubernetes{f' --context {context}' if context else ''} --namespace {self.namespace}")
         self._holder = holder
         self._stop.clear()
+        self.cluster.write_guard = self.guard
         self._renewer = threading.Thread(target=self._renew_loop, name="sweepctl-lease", daemon=True)
         self._renewer.start()
 
     def _renew_loop(self) -> None:
-        while not self._stop.wait(RENEW_SECONDS):
+        wait = RENEW_SECONDS
+        while not self._stop.wait(wait):
+            started = time.monotonic()
             try:
                 self._renew()
             except SweepctlError:
-                continue  # the API server is away: try again at the next tick, within the lease
+                wait = 1.0  # the API server is away: try again soon, while writes wait for it
+                continue
+            # A renewal that took long (retried through an outage) counts from its first attempt:
+            # renew again at once, so that writes go on from a fresh start.
+            wait = RENEW_SECONDS if time.monotonic() - started < RENEW_SECONDS / 2 else 0.0
 
     def _renew(self) -> None:
         assert self._lease is not None and self._holder is not None
         body = {**self._lease, "spec": {**self._lease["spec"], "renewTime": _micro(_now())}}
+        sent = time.monotonic()
         try:
-            self._lease = self.cluster.request("PUT", self.path, body=body)
+            lease = self.cluster.request("PUT", self.path, body=body)
         except ApiError as err:
             if err.status not in (404, 409):
                 raise
             current = self._get()
             if current is None or (current.get("spec") or {}).get("holderIdentity") != self._holder.id:
-                self.lost = True  # broken with `sweepctl unlock`, or expired and taken
-                self._stop.set()
+                self._lose(current)  # broken with `sweepctl unlock`, or expired and taken
                 return
             self._lease = current
             self._renew()
+            return
+        with self._changed:
+            self._lease, self._renewed_at = lease, sent
+            self._changed.notify_all()
+
+    def _lose(self, current: dict[str, Any] | None) -> None:
+        taker = self.holder_of(current) if current is not None else None
+        by = (f"{taker.describe()} took it" if taker else
+              "another command took it and has released it since, or it was broken with `sweepctl unlock`")
+        with self._changed:
+            self.lost = (f"lost the lock of sweep {self.sweep}: {by} while this command could not renew it "
+                         f"(a lock expires {LEASE_SECONDS} s after its last renewal); stopped before writing more")
+            self._stop.set()
+            self._changed.notify_all()
+
+    def guard(self, method: str, path: str) -> None:
+        """Before each write: go on while the lock surely holds, wait for a renewal, or stop (LockLost)."""
+        if path.startswith(self.collection):
+            return  # the Lease's own requests
+        give_up = time.monotonic() + (self.cluster.retrying.timeout or float("inf"))
+        with self._changed:
+            while True:
+                if self.lost is not None:
+                    raise LockLost(self.lost, hint="run the command again once the other is done: what was "
+                                                   "written stays, and the plan shows what is left")
+                if time.monotonic() - self._renewed_at < WRITE_SECONDS:
+                    return
+                left = min(self.cluster.retrying.left(), give_up - time.monotonic())
+                if left <= 0:
+                    raise ApiError(f"{method} {path}: not sent: the lock of sweep {self.sweep} could not be "
+                                   f"renewed (the API server did not answer for {say_seconds(self.cluster.retrying.timeout)}, "
+                                   "--timeout)", status=0, cause="the sweep's lock could not be renewed",
+                                   hint="--timeout waits longer")
+                if not self._said_waiting:
+                    self._said_waiting = True
+                    self.cluster.retrying.notify(f"waiting to renew the lock of sweep {self.sweep} before writing")
+                self._changed.wait(min(1.0, left))
 
     def release(self) -> bool:
         """Stop renewing and delete the Lease if it is still this command's; False if it could not be."""
         self._stop.set()
+        if self.cluster.write_guard == self.guard:
+            self.cluster.write_guard = None
         if self._renewer is not None:
             self._renewer.join(timeout=5)
-        if self._lease is None or self.lost:
+        if self._lease is None or self.lost is not None:
             return True
         lease, self._lease = self._lease, None
         try:

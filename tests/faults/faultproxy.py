@@ -5,14 +5,19 @@ the kubeconfig's CA still verifies it) and every request is forwarded to the
 real kube-apiserver. Faults are HTTP-level, which a TCP proxy cannot do inside
 TLS: answer 429 with Retry-After without forwarding, drop the client's
 connection after forwarding a request (its answer is lost, its effect is not),
-add latency, or black-hole (accept, never answer). Every request is counted.
+add latency, or black-hole (accept, never answer), all traffic or only paths
+containing a string. It can also SIGKILL its client once the n-th request was
+forwarded, before that request's answer: a kill at a seeded point of the
+request stream. Every request is counted.
 """
 
 from __future__ import annotations
 
 import http.client
 import json
+import os
 import random
+import signal
 import socket
 import socketserver
 import ssl
@@ -36,9 +41,11 @@ class Faults:
     drop_after_forward: dict[str, int] = field(default_factory=dict)  # method -> how many answers to lose
     latency: float = 0.0
     black_hole: bool = False
+    black_hole_only: str = ""  # ... only paths containing this
     fail: dict[str, int] = field(default_factory=dict)  # method -> HTTP status to answer, not forwarded
     fail_only: str = ""  # ... for paths containing this only (fail and drop_after_forward)
     seed: int = 0
+    kill_after: tuple[int, int] | None = None  # (n, pid): SIGKILL pid once the n-th request was forwarded
 
 
 def mint_certificate(pki: Path, out: Path) -> tuple[Path, Path]:
@@ -135,7 +142,8 @@ class _Handler(BaseHTTPRequestHandler):
             drop = faults.drop_after_forward.get(self.command, 0) > 0 and faults.fail_only in self.path
             if drop:
                 faults.drop_after_forward[self.command] -= 1
-        if faults.black_hole:
+            kill = faults.kill_after is not None and proxy.received == faults.kill_after[0]
+        if faults.black_hole and faults.black_hole_only in self.path:
             proxy.count(f"black-holed {self.command}")
             proxy.stopping.wait(600)
             self.close_connection = True
@@ -167,6 +175,12 @@ class _Handler(BaseHTTPRequestHandler):
         status, reason, headers, data = self._forward(body)
         proxy.count(f"forwarded {self.command}")
         proxy.count(f"answered {status} {self.command}")
+        if kill:  # the request took effect; its client dies before it hears so
+            assert faults.kill_after is not None
+            os.kill(faults.kill_after[1], signal.SIGKILL)
+            proxy.count(f"killed at {self.command} {self.path.split('?')[0]}")
+            self.close_connection = True
+            return
         if drop:  # the request took effect; its answer never arrives
             proxy.count(f"dropped {self.command}")
             self.close_connection = True

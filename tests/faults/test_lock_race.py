@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 
@@ -30,6 +29,15 @@ app(sys.argv[2:])
 PROCESSES = 20
 
 
+def _decode(stream: str) -> list[tuple[str, dict]]:
+    """kubectl's watch output: JSON events one after another."""
+    decoder, events, at = json.JSONDecoder(), [], 0
+    while (at := len(stream) - len(stream[at:].lstrip())) < len(stream):
+        event, at = decoder.raw_decode(stream, at)
+        events.append((event["type"], event["object"]))
+    return events
+
+
 def test_concurrent_applies_of_two_specs_one_holder_at_a_time_losers_refused_or_waiting(
         bed, ns: str, tmp_path: Path) -> None:
     specs = [write_spec(tmp_path / "a.yaml", ns, [0.1, 0.2, 0.3, 0.4]),
@@ -43,26 +51,20 @@ def test_concurrent_applies_of_two_specs_one_holder_at_a_time_losers_refused_or_
              *AS_USER], cwd=tmp_path, text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
             env={"PATH": "/usr/bin:/bin", "KUBECONFIG": str(bed.kubeconfig), "HOME": str(tmp_path),
                  "COLUMNS": "200"}))
-    holders: list[str] = []
-    stop = threading.Event()
-
-    def watch() -> None:  # who holds the Lease, sampled as often as kubectl answers
-        while not stop.is_set():
-            found = lease(bed, ns)
-            holder = (found or {}).get("spec", {}).get("holderIdentity")
-            if holder and (not holders or holders[-1] != holder):
-                holders.append(holder)
-
+    # Every change of the Lease, in order, as a watch delivers it: not sampled, none missed.
+    watch = subprocess.Popen([str(bed.bin_dir / "kubectl"), "--kubeconfig", str(bed.kubeconfig), "-n", ns, "get",
+                              "leases", "--field-selector", "metadata.name=locked-sweepctl-lock", "--watch",
+                              "--output-watch-events", "-o", "json"], stdout=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 120
     while len(list(tmp_path.glob("go.ready-*"))) < PROCESSES:  # every process imported and waits
         assert time.monotonic() < deadline and all(p.poll() is None for p in procs)
         time.sleep(0.1)
-    watcher = threading.Thread(target=watch, daemon=True)
-    watcher.start()
+    time.sleep(1)  # the watch is established (it lists nothing yet)
     barrier.write_text("go")
     results = [(p.args[5], *p.communicate(timeout=400), p.returncode) for p in procs]
-    stop.set()
-    watcher.join()
+    time.sleep(1)
+    watch.terminate()
+    events = _decode(watch.communicate(timeout=30)[0])
 
     won = [r for r in results if r[3] == 0]
     refused = [r for r in results if r[3] != 0]
@@ -72,8 +74,22 @@ def test_concurrent_applies_of_two_specs_one_holder_at_a_time_losers_refused_or_
         assert "Traceback" not in err and "409" not in out + err, err
     for _spec, _out, err, _code in refused:
         assert "sweep locked is locked by `sweepctl apply" in err and "nothing was changed" in err, err
-    # Each winner held its own lock, one after another; none is left behind.
-    assert len(holders) == len(set(holders)) <= len(won)
+    # Exactly one holder at a time: each holder's Lease is created (or taken once expired, which
+    # cannot happen here: no holder dies), renewed by it alone, and deleted before the next one's.
+    holders: list[str] = []
+    current = None
+    for kind, obj in events:
+        holder = obj["spec"].get("holderIdentity")
+        if kind == "ADDED":
+            assert current is None, f"{holder} took the lock while {current} held it"
+            current = holder
+            holders.append(holder)
+        elif kind == "MODIFIED":
+            assert holder == current, f"the Lease changed hands from {current} to {holder} while held"
+        elif kind == "DELETED":
+            assert holder == current
+            current = None
+    assert current is None and len(holders) == len(set(holders)) == len(won), (holders, len(won))
     assert lease(bed, ns) is None
     # The sweep is exactly one of the two specs (the last winner's), never a union or a mix.
     live = trial_names(bed, ns)

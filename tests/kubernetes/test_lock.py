@@ -117,3 +117,38 @@ def test_a_role_without_lease_verbs_gets_one_clear_line(control_plane, namespace
     assert len(errors) == 1 and "leases.coordination.k8s.io are not granted" in errors[0], res.stderr
     assert "coordination.k8s.io" in res.stderr and "Traceback" not in res.stderr
     assert trial_names(control_plane, namespace) == []
+
+
+def _foreign_holder_lease(namespace: str, renew_time: str) -> str:
+    """The Lease another machine's sweepctl writes, as JSON: held, renewed at `renew_time` by that machine's clock."""
+    info = {"id": "feedfacefeedface", "user": "ada", "host": "skewed", "pid": 4242, "command": "sweepctl apply a.yaml",
+            "since": renew_time[:19] + "Z"}
+    return json.dumps({
+        "apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
+        "metadata": {"name": "locked-sweepctl-lock", "namespace": namespace,
+                     "labels": {"app.kubernetes.io/managed-by": "sweepctl", "sweepctl.dev/sweep": "locked"},
+                     "annotations": {"sweepctl.dev/lock-info": json.dumps(info)}},
+        "spec": {"holderIdentity": info["id"], "leaseDurationSeconds": LEASE_SECONDS,
+                 "acquireTime": renew_time, "renewTime": renew_time}})
+
+
+@pytest.mark.parametrize("skew", [-600, 3600])
+def test_a_holder_whose_clock_is_skewed_neither_loses_its_lock_nor_keeps_it_past_the_lease(
+        control_plane, namespace: str, env, tmp_path: Path, skew: int) -> None:
+    # A holder on a machine whose clock is 10 minutes behind (or an hour ahead) writes renewTime by
+    # that clock. Expiry is judged on the API server's clock (when it last changed the Lease), never by
+    # comparing the holder's clock with this one: just written, it holds; left alone, it expires
+    # LEASE_SECONDS later, however skewed.
+    stamp = time.strftime("%Y-%m-%dT%H:%M:%S.000000Z", time.gmtime(time.time() + skew))
+    control_plane.kubectl("-n", namespace, "create", "-f", "-", input=_foreign_holder_lease(namespace, stamp))
+    written = time.monotonic()
+    spec = write_spec(tmp_path / "a.yaml", namespace, [0.1, 0.2])
+    refused = run("apply", spec, "--auto-approve", "--lock-timeout", "0", *AS_USER, cwd=tmp_path, env=env)
+    assert refused.returncode == 1, refused.stdout + refused.stderr
+    assert "is locked by `sweepctl apply a.yaml` by ada@skewed (pid 4242)" in " ".join(refused.stderr.split())
+    assert trial_names(control_plane, namespace) == []
+    res = run("apply", spec, "--auto-approve", "--lock-timeout", "2m", *AS_USER, cwd=tmp_path, env=env)
+    taken = time.monotonic() - written
+    assert res.returncode == 0, res.stderr
+    assert LEASE_SECONDS <= taken <= LEASE_SECONDS + 15, taken  # not before it expired, and soon after
+    assert len(trial_names(control_plane, namespace)) == 2
