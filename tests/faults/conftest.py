@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -51,8 +52,14 @@ class Bed:
         pid = self.pid("kube-apiserver")
         argv = Path(f"/proc/{pid}/cmdline").read_bytes().decode().split("\0")[:-1]
         os.kill(pid, signal.SIGKILL)
-        for _ in range(100):
-            if not Path(f"/proc/{pid}").exists() or "Z" in Path(f"/proc/{pid}/stat").read_text().split()[2]:
+        # Gone once its port refuses connections: a killed Go server's main thread may be a zombie
+        # while its other threads still hold the listening socket (a restart at once then fails to bind).
+        server = json.loads(self.kubeconfig.read_text())["clusters"][0]["cluster"]["server"]
+        host, port = server.removeprefix("https://").rsplit(":", 1)
+        for _ in range(200):
+            try:
+                socket.create_connection((host, int(port)), timeout=0.5).close()
+            except OSError:
                 break
             time.sleep(0.05)
         return argv
