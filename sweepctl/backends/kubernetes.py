@@ -25,7 +25,7 @@ import orjson
 
 from sweepctl import __version__
 from sweepctl.backends.base import ApplyResult, Progress
-from sweepctl.backends.retry import RETRIED_STATUSES, Retrying, Transient
+from sweepctl.backends.retry import CONNECT_SECONDS, RETRIED_STATUSES, Retrying, Transient
 from sweepctl.core.diagnostics import SweepctlError
 from sweepctl.core.durations import say_seconds
 from sweepctl.core.manifests import (
@@ -97,6 +97,20 @@ def _pruned_index(sweep: str, name: str) -> int | None:
         return 1
     rest = name[len(base) + 1:] if name.startswith(base + "-") else ""
     return int(rest) if rest.isdigit() and rest[0] != "0" and int(rest) > 1 else None
+
+
+# The sweep lock's check before every attempt of every write (not a GET) this process sends, from
+# any Cluster (the early-stopping watcher has one of its own): backends/lease.py installs it while
+# a command holds its sweep's Lease (one sweep per command), and it raises to stop a writer that
+# lost its lock.
+_write_guard: Callable[[str, str], None] | None = None
+
+
+def set_write_guard(guard: Callable[[str, str], None] | None, *, instead_of: object = None) -> None:
+    """Install `guard` (None: remove it, only if it is still `instead_of`)."""
+    global _write_guard
+    if guard is not None or _write_guard == instead_of:
+        _write_guard = guard
 
 
 class ApiError(SweepctlError):
@@ -215,9 +229,6 @@ class Cluster:
         self._lock = threading.Lock()
         self.requests = 0  # sent, retries included
         self.retrying = Retrying(timeout=timeout)
-        # Called before every attempt of a write (not a GET): the sweep lock's check that it is
-        # still held (backends/lease.py); it raises to stop a writer that lost its lock.
-        self.write_guard: Callable[[str, str], None] | None = None
 
     def request(self, method: str, path: str, *, query: list[tuple[str, Any]] | None = None,
                 body: Any = None, content_type: str = "application/json",
@@ -244,7 +255,7 @@ class Cluster:
         )
 
         def send(timeout: float) -> bytes:
-            guard = self.write_guard
+            guard = _write_guard
             if guard is not None and method != "GET":
                 guard(method, path)  # each attempt: a retry that outlived the lock must not land
             return self._send(method, path, url, headers, body, form, timeout, answer_headers)
@@ -270,7 +281,7 @@ class Cluster:
             self.requests += 1
         try:
             resp = self._api.call_api(method, url, header_params=headers, body=body, post_params=form,
-                                      _request_timeout=(min(5.0, timeout), timeout))
+                                      _request_timeout=(min(CONNECT_SECONDS, timeout), timeout))
             data = resp.read()
             if answer_headers is not None:
                 answer_headers.update({k.lower(): v for k, v in resp.headers.items()})
@@ -474,14 +485,15 @@ class KubernetesBackend:
                     raise
                 return err
 
-        with ThreadPoolExecutor(max_workers=len(lists) + 1) as pool:
-            pruned = pool.submit(self._pruned, sweep)
+        with ThreadPoolExecutor(max_workers=len(lists)) as pool:
             batches = list(pool.map(fetch, lists))
         failed = {kind: b for b, (kind, _) in zip(batches, lists, strict=True) if isinstance(b, ApiError)}
         if len(failed) == len(TRIAL_PATHS):  # without a spec, at least one kind of trial must be there
             raise failed[primary]
         objects = [obj for batch in batches if not isinstance(batch, ApiError) for obj in batch]
-        return Observed(objects=tuple(objects), pruned=pruned.result())
+        # The pruned records after the trials: a prune records before it deletes, so a trial missing
+        # from the lists because it was pruned meanwhile is always in the records read after them.
+        return Observed(objects=tuple(objects), pruned=self._pruned(sweep))
 
     def specs(self, sweep: str, names: list[str]) -> dict[str, dict[str, Any]]:
         """The live specs of some of the sweep's TFJobs (listed without them): a GET each for a few, else one full listing.

@@ -19,11 +19,12 @@ clock alone: the time the server stamped on the Lease's last change
 (managedFields) against the `Date` of its own answer; without those, on its
 own monotonic clock, from when it first saw the Lease unchanged. The holder
 judges on its own monotonic clock that its lock still holds: a write is sent
-only within LEASE_SECONDS - REQUEST_SECONDS of the start of its last
-successful renewal, so even a write that takes its whole request timeout
-lands before anyone may take the lock. Past that, writes wait for the next
-renewal; a renewal that finds the Lease taken (or broken with `unlock`)
-stops every further write with LockLost. An outage shorter than --timeout
+only within WRITE_SECONDS of the start of its last successful renewal, so
+even a write that takes its whole connect and request timeouts is answered
+before anyone may take the lock. (A write the server commits after the
+client gave up on it is beyond any client's bound: Kubernetes has no fencing
+token.) Past that, writes wait for the next renewal; a renewal that finds the
+Lease taken (or broken with `unlock`) stops every further write with LockLost. An outage shorter than --timeout
 keeps the lock when no one took it meanwhile: the renewal that follows it
 carries the resourceVersion read before it, so it succeeds only if nobody
 wrote the Lease in between.
@@ -37,9 +38,9 @@ import threading
 import time
 from typing import Any
 
-from sweepctl.backends.kubernetes import ApiError, Cluster
+from sweepctl.backends.kubernetes import ApiError, Cluster, set_write_guard
 from sweepctl.backends.locking import Holder, wait_for
-from sweepctl.backends.retry import REQUEST_SECONDS
+from sweepctl.backends.retry import CONNECT_SECONDS, REQUEST_SECONDS
 from sweepctl.core.diagnostics import SweepctlError
 from sweepctl.core.durations import say_seconds
 from sweepctl.core.manifests import MANAGED_BY, SWEEP
@@ -47,10 +48,11 @@ from sweepctl.core.manifests import MANAGED_BY, SWEEP
 __all__ = ["SweepLease", "LockLost", "LEASE_SECONDS", "RENEW_SECONDS", "lease_name", "server_age"]
 
 LEASE_SECONDS = 30
-RENEW_SECONDS = 10
-# How long after the start of its last successful renewal the holder still sends writes: a write
-# in flight for its whole REQUEST_SECONDS still lands before the Lease can expire.
-WRITE_SECONDS = LEASE_SECONDS - REQUEST_SECONDS
+RENEW_SECONDS = 7  # from the start of one renewal to the next
+# How long after the start of its last successful renewal the holder still sends writes: an
+# attempt that takes all of its connect and request timeouts is still over before the Lease can
+# expire (a second to spare for the server's whole-second stamps).
+WRITE_SECONDS = LEASE_SECONDS - CONNECT_SECONDS - REQUEST_SECONDS - 1
 INFO = "sweepctl.dev/lock-info"
 _ROLE_HINT = ("grant get, create, update and delete on leases (apiGroup coordination.k8s.io) in the namespace, "
               "as the README's Role does (see 'Permissions')")
@@ -118,6 +120,7 @@ class SweepLease:
         self._renewed_at = 0.0  # monotonic: when the last successful take or renewal was sent
         self._changed = threading.Condition()  # renewed, or lost
         self._said_waiting = False
+        self._renew_error = ""  # why the last renewal failed, if it did
         self._date: str | None = None  # the server's Date on the last read
         self._observed: tuple[str, float] | None = None  # (resourceVersion, first seen), when the server cannot say
 
@@ -195,10 +198,14 @@ class SweepLease:
                 self._check_ours(lease)
                 if (lease.get("spec") or {}).get("holderIdentity") == holder.id:
                     # Taken by this command's own write, whose answer was lost: renew it, which also
-                    # says from when it holds.
+                    # says from when it holds; if it was taken from it meanwhile, look again.
                     self._lease, self._holder = lease, holder
                     self._renew()
-                    return None
+                    if self.lost is None:
+                        return None
+                    self.lost, self._lease = None, None
+                    self._stop.clear()
+                    return take()
                 if not self.expired(lease):
                     return self.holder_of(lease) or Holder(id=lease["spec"]["holderIdentity"], user="?", host="?",
                                                            pid=0, command="?", since="?")
@@ -222,7 +229,7 @@ class SweepLease:
                  where=f" --backend kubernetes{f' --context {context}' if context else ''} --namespace {self.namespace}")
         self._holder = holder
         self._stop.clear()
-        self.cluster.write_guard = self.guard
+        set_write_guard(self.guard)
         self._renewer = threading.Thread(target=self._renew_loop, name="sweepctl-lease", daemon=True)
         self._renewer.start()
 
@@ -232,12 +239,14 @@ class SweepLease:
             started = time.monotonic()
             try:
                 self._renew()
-            except SweepctlError:
-                wait = 1.0  # the API server is away: try again soon, while writes wait for it
+            except Exception as err:  # noqa: BLE001 - never die silently: writes wait on this thread
+                self._renew_error = str(err).splitlines()[0] if str(err) else type(err).__name__
+                wait = 1.0  # the API server is away (or refuses): try again soon, while writes wait
                 continue
-            # A renewal that took long (retried through an outage) counts from its first attempt:
-            # renew again at once, so that writes go on from a fresh start.
-            wait = RENEW_SECONDS if time.monotonic() - started < RENEW_SECONDS / 2 else 0.0
+            self._renew_error = ""
+            # Every RENEW_SECONDS from the start of the last one; at once after one that took longer
+            # (retried through an outage), so that writes go on from a fresh start.
+            wait = max(0.0, started + RENEW_SECONDS - time.monotonic())
 
     def _renew(self) -> None:
         assert self._lease is not None and self._holder is not None
@@ -283,9 +292,10 @@ class SweepLease:
                     return
                 left = min(self.cluster.retrying.left(), give_up - time.monotonic())
                 if left <= 0:
+                    why = self._renew_error or "the API server did not answer"
                     raise ApiError(f"{method} {path}: not sent: the lock of sweep {self.sweep} could not be "
-                                   f"renewed (the API server did not answer for {say_seconds(self.cluster.retrying.timeout)}, "
-                                   "--timeout)", status=0, cause="the sweep's lock could not be renewed",
+                                   f"renewed for {say_seconds(self.cluster.retrying.timeout)} (--timeout): {why}",
+                                   status=0, cause=f"the sweep's lock could not be renewed: {why}",
                                    hint="--timeout waits longer")
                 if not self._said_waiting:
                     self._said_waiting = True
@@ -295,8 +305,7 @@ class SweepLease:
     def release(self) -> bool:
         """Stop renewing and delete the Lease if it is still this command's; False if it could not be."""
         self._stop.set()
-        if self.cluster.write_guard == self.guard:
-            self.cluster.write_guard = None
+        set_write_guard(None, instead_of=self.guard)
         if self._renewer is not None:
             self._renewer.join(timeout=5)
         if self._lease is None or self.lost is not None:

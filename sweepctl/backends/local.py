@@ -48,6 +48,7 @@ import os
 import re
 import select
 import signal
+import sys
 import time
 import weakref
 from collections.abc import Collection, Iterator, Sequence
@@ -232,15 +233,26 @@ class LocalBackend:
             self._relock = None
 
     def relock(self) -> None:
-        """Take the sweep's lock again for apply --wait's next round, waiting as the first round did.
+        """Take the sweep's lock again for apply --wait's next round, waiting for it as long as it takes.
 
         The round's apply lets go of it once its trials are recorded, so that
         prune and destroy may act while trainers run; the next round plans
-        and records only once it holds the lock again.
+        and records only once it holds the lock again. It waits without a
+        limit (--lock-timeout is for starting: this apply owns the sweep, and
+        a prune beside it holds the lock for moments), and says so once.
         """
-        if self._sweep_lock is not None and self._relock is not None and not self._sweep_lock.held():
-            holder, timeout = self._relock
-            self._sweep_lock.acquire(holder, timeout=timeout)
+        from sweepctl.backends.locking import LockHeld
+
+        if self._sweep_lock is None or self._relock is None or self._sweep_lock.held():
+            return
+        holder, _ = self._relock
+        try:
+            self._sweep_lock.acquire(holder, timeout=0)
+        except LockHeld as held:
+            who = held.holder.describe() if held.holder else "another command"
+            print(f"waiting for the lock of sweep {self._sweep_lock.sweep}, held by {who}, to plan the next round",
+                  file=sys.stderr, flush=True)
+            self._sweep_lock.acquire(holder, timeout=float("inf"))
 
     def unlock(self, sweep: str, lock_id: str) -> Any:
         from sweepctl.backends.locking import FileLock

@@ -27,12 +27,13 @@ from typing import TypeVar
 
 from sweepctl.core.durations import say_seconds
 
-__all__ = ["Retrying", "Transient", "DEFAULT_TIMEOUT", "REQUEST_SECONDS", "RETRIED_STATUSES"]
+__all__ = ["Retrying", "Transient", "DEFAULT_TIMEOUT", "CONNECT_SECONDS", "REQUEST_SECONDS", "RETRIED_STATUSES"]
 
 T = TypeVar("T")
 
 DEFAULT_TIMEOUT = 300.0  # --timeout's default: 5 minutes, as Helm's
-REQUEST_SECONDS = 10.0  # one request, connection included
+CONNECT_SECONDS = 5.0  # to connect, within a request
+REQUEST_SECONDS = 10.0  # to answer, once sent: an attempt takes at most CONNECT_SECONDS + REQUEST_SECONDS
 RETRIED_STATUSES = frozenset({429, 500, 502, 503, 504})
 RESTART_SECONDS = 30.0  # after no answer, a 403 may be a restarted server's authorizer warming up
 _BACKOFF_FIRST = 0.25

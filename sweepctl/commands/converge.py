@@ -119,10 +119,11 @@ def _converge(spec: Spec, backend: Backend, plan: Plan, interval: float, view: V
         plan = _next_plan(spec, backend, interval, view, tensorboard_url)
         gone = sorted(c.name for c in plan.trials if c.action is Action.CREATE and not c.state and c.name in ran)
         if gone:
+            trials = "1 trial" if len(gone) == 1 else f"{len(gone)} trials"
             raise SweepctlError(
-                f"{len(gone)} trials of sweep {spec.name} that this apply ran were deleted by another command "
-                f"meanwhile ({', '.join(gone[:3])}{', ...' if len(gone) > 3 else ''}); it stops rather than "
-                "train them again", hint="run `sweepctl apply` again if they should come back")
+                f"{trials} of sweep {spec.name} that this apply ran {'was' if len(gone) == 1 else 'were'} deleted "
+                f"by another command meanwhile ({', '.join(gone[:3])}{', ...' if len(gone) > 3 else ''}); it stops "
+                "rather than train them again", hint="run `sweepctl apply` again if they should come back")
 
 
 def _next_plan(spec: Spec, backend: Backend, interval: float, view: View, tensorboard_url: str | None) -> Plan:

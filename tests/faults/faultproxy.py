@@ -81,6 +81,13 @@ class FaultProxy(socketserver.ThreadingTCPServer):
         self.stopping = threading.Event()
         self.thread = threading.Thread(target=self.serve_forever, daemon=True)
 
+    def handle_error(self, request: object, client_address: object) -> None:
+        import sys
+
+        if isinstance(sys.exc_info()[1], OSError):
+            return  # a client that went away (killed, or timed out on a black hole): expected here
+        super().handle_error(request, client_address)  # type: ignore[arg-type]
+
     @property
     def url(self) -> str:
         return f"https://127.0.0.1:{self.server_address[1]}"

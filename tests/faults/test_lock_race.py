@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -29,15 +30,6 @@ app(sys.argv[2:])
 PROCESSES = 20
 
 
-def _decode(stream: str) -> list[tuple[str, dict]]:
-    """kubectl's watch output: JSON events one after another."""
-    decoder, events, at = json.JSONDecoder(), [], 0
-    while (at := len(stream) - len(stream[at:].lstrip())) < len(stream):
-        event, at = decoder.raw_decode(stream, at)
-        events.append((event["type"], event["object"]))
-    return events
-
-
 def test_concurrent_applies_of_two_specs_one_holder_at_a_time_losers_refused_or_waiting(
         bed, ns: str, tmp_path: Path) -> None:
     specs = [write_spec(tmp_path / "a.yaml", ns, [0.1, 0.2, 0.3, 0.4]),
@@ -51,25 +43,40 @@ def test_concurrent_applies_of_two_specs_one_holder_at_a_time_losers_refused_or_
              *AS_USER], cwd=tmp_path, text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
             env={"PATH": "/usr/bin:/bin", "KUBECONFIG": str(bed.kubeconfig), "HOME": str(tmp_path),
                  "COLUMNS": "200"}))
-    # Every change of the Lease, in order, as a watch delivers it: not sampled, none missed.
-    watch = subprocess.Popen([str(bed.bin_dir / "kubectl"), "--kubeconfig", str(bed.kubeconfig), "-n", ns, "get",
-                              "leases", "--field-selector", "metadata.name=locked-sweepctl-lock", "--watch",
-                              "--output-watch-events", "-o", "json"], stdout=subprocess.PIPE, text=True)
+    # Every change of the Lease, in order, as a watch delivers it from a version read before the
+    # start: not sampled, none missed.
+    listed = json.loads(bed.kubectl("get", "--raw", f"/apis/coordination.k8s.io/v1/namespaces/{ns}/leases").stdout)
+    version = listed["metadata"]["resourceVersion"]
+    watch = subprocess.Popen([str(bed.bin_dir / "kubectl"), "--kubeconfig", str(bed.kubeconfig), "get", "--raw",
+                              f"/apis/coordination.k8s.io/v1/namespaces/{ns}/leases?watch=1&resourceVersion={version}"
+                              "&fieldSelector=metadata.name%3Dlocked-sweepctl-lock"],
+                             stdout=subprocess.PIPE, text=True)
+    events: list[tuple[str, dict]] = []
+
+    def read() -> None:
+        for line in watch.stdout:  # one JSON event per line
+            event = json.loads(line)
+            events.append((event["type"], event["object"]))
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
     deadline = time.monotonic() + 120
     while len(list(tmp_path.glob("go.ready-*"))) < PROCESSES:  # every process imported and waits
         assert time.monotonic() < deadline and all(p.poll() is None for p in procs)
         time.sleep(0.1)
-    time.sleep(1)  # the watch is established (it lists nothing yet)
     barrier.write_text("go")
     results = [(p.args[5], *p.communicate(timeout=400), p.returncode) for p in procs]
-    time.sleep(1)
+    won = sum(1 for r in results if r[3] == 0)
+    deadline = time.monotonic() + 30  # until the watch delivered every winner's release
+    while sum(1 for kind, _ in events if kind == "DELETED") < won and time.monotonic() < deadline:
+        time.sleep(0.1)
     watch.terminate()
-    events = _decode(watch.communicate(timeout=30)[0])
+    watch.wait(timeout=30)
+    reader.join(timeout=30)
 
-    won = [r for r in results if r[3] == 0]
     refused = [r for r in results if r[3] != 0]
     waiters = sum(1 for i in range(PROCESSES) if i % 4 == 1)
-    assert len(won) >= 1 + waiters - 1  # every waiter got its turn (one may have been the first winner)
+    assert won >= 1 + waiters - 1  # every waiter got its turn (one may have been the first winner)
     for _spec, out, err, code in results:
         assert "Traceback" not in err and "409" not in out + err, err
     for _spec, _out, err, _code in refused:
@@ -89,7 +96,7 @@ def test_concurrent_applies_of_two_specs_one_holder_at_a_time_losers_refused_or_
         elif kind == "DELETED":
             assert holder == current
             current = None
-    assert current is None and len(holders) == len(set(holders)) == len(won), (holders, len(won))
+    assert current is None and len(holders) == len(set(holders)) == won, (holders, won)
     assert lease(bed, ns) is None
     # The sweep is exactly one of the two specs (the last winner's), never a union or a mix.
     live = trial_names(bed, ns)

@@ -90,3 +90,40 @@ def test_apply_wait_holds_the_lock_to_plan_each_round_and_never_undoes_a_destroy
     finally:
         waiting.kill()
         waiting.wait()
+
+
+def test_apply_wait_plans_its_next_round_only_once_it_holds_the_lock_again(tmp_path: Path) -> None:
+    # A TPE search, one trial at a time: two rounds. While round one trains, a destroy takes the
+    # lock and waits at its prompt. Round two waits for the lock (however long: --lock-timeout is 0),
+    # starts nothing meanwhile, and goes on once the destroy is declined.
+    (tmp_path / "sleep.py").write_text("import sys, time\ntime.sleep(float(sys.argv[1]))\n")
+    spec = tmp_path / "s.yaml"
+    spec.write_text("name: tiny\nbackend: local\nlocal: {parallelism: 1}\ncommand: [python, sleep.py, '${secs}']\n"
+                    "search: {algorithm: tpe, trials: 2, parallel: 1, seed: 0, startupTrials: 1}\n"
+                    "hyperParamValues:\n  secs: {min: 3.0, max: 4.0}\n")
+    err_file = tmp_path / "apply.err"
+    with err_file.open("w") as err:
+        waiting = subprocess.Popen([*SWEEPCTL, "apply", str(spec), "--wait", "--auto-approve", "--interval", "1"],
+                                   cwd=tmp_path, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=err,
+                                   text=True)
+    destroy = None
+    try:
+        wait_for(lambda: [t["state"] for t in state(tmp_path)["trials"].values()] == ["Running"], timeout=60)
+        destroy = subprocess.Popen([*SWEEPCTL, "destroy", str(spec)], cwd=tmp_path, stdin=subprocess.PIPE,
+                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        wait_for(lambda: "sweepctl destroy" in _lock_record(tmp_path), timeout=60)  # at its prompt
+        wait_for(lambda: "waiting for the lock of sweep tiny, held by `sweepctl destroy" in err_file.read_text(),
+                 timeout=60)
+        time.sleep(2)
+        assert [t["state"] for t in state(tmp_path)["trials"].values()] == ["Succeeded"]  # nothing new started
+        out, _ = destroy.communicate("no\n", timeout=60)
+        assert destroy.returncode == 1 and "cancelled" in out.lower() + _.lower()
+        waiting.wait(timeout=120)
+        assert waiting.returncode == 0, err_file.read_text()
+        assert [t["state"] for t in state(tmp_path)["trials"].values()] == ["Succeeded"] * 2
+        assert _lock_record(tmp_path) == ""
+    finally:
+        for proc in (waiting, destroy):
+            if proc is not None:
+                proc.kill()
+                proc.wait()
