@@ -97,7 +97,7 @@ class LocalBackend:
         self.forks = processes.ForkServer()
         weakref.finalize(self, self.forks.close)
         self._sweep_lock: Any = None  # the sweep's lock while this command holds it (lock)
-        self._relock: tuple[Any, float] | None = None  # (holder, timeout) to take it again (relock)
+        self._holder: Any = None  # who holds the sweep's lock, to take it again (relock)
 
     @property
     def namespace(self) -> str:
@@ -226,11 +226,11 @@ class LocalBackend:
         self._sweep_lock = FileLock(workspace.sweep_dir(self.state_dir, sweep) / "sweep.lock", sweep)
         try:
             with holding(self._sweep_lock, new_holder(command), timeout=timeout, sweep=sweep) as held:
-                self._relock = (held, timeout)
+                self._holder = held
                 yield held
         finally:
             self._sweep_lock = None
-            self._relock = None
+            self._holder = None
 
     def relock(self) -> None:
         """Take the sweep's lock again for apply --wait's next round, waiting for it as long as it takes.
@@ -243,9 +243,9 @@ class LocalBackend:
         """
         from sweepctl.backends.locking import LockHeld
 
-        if self._sweep_lock is None or self._relock is None or self._sweep_lock.held():
+        if self._sweep_lock is None or self._holder is None or self._sweep_lock.held():
             return
-        holder, _ = self._relock
+        holder = self._holder
         try:
             self._sweep_lock.acquire(holder, timeout=0)
         except LockHeld as held:
