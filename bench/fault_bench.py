@@ -33,11 +33,7 @@ sys.path[:0] = [str(ROOT / "tests" / "faults"), str(ROOT / "tests" / "kubernetes
 
 from conftest import CLUSTER, Bed  # noqa: E402
 from faultproxy import FaultProxy, mint_certificate  # noqa: E402
-from lockhelpers import SWEEPCTL, grant_readme_role, lease, trial_uids, write_spec  # noqa: E402
-
-
-def values(n: int, start: int = 1) -> list[float]:
-    return [round(0.0001 * i, 6) for i in range(start, start + n)]
+from lockhelpers import SWEEPCTL, grant_readme_role, lease, trial_uids, values, write_spec  # noqa: E402
 
 
 class Rows(list):
@@ -106,20 +102,19 @@ def outage_case(r: Run, bed: Bed, n: int, rows: Rows) -> None:
         spec = r.spec(ns, n)
         outage = bed.restart_apiserver_in(delay=1.0, down_for=down_for)
         leases: list[dict] = []
+        stop = threading.Event()
 
-        def watch(stop: list[bool], ns: str = ns) -> None:  # the Lease's uid and holder, whenever readable
-            while not stop:
+        def watch(ns: str = ns) -> None:  # the Lease's uid and holder, whenever readable
+            while not stop.wait(0.5):
                 found = lease(bed, ns)
                 if found:
                     leases.append(found)
-                time.sleep(0.5)
 
-        stop: list[bool] = []
-        watcher = threading.Thread(target=watch, args=(stop,), daemon=True)
+        watcher = threading.Thread(target=watch, daemon=True)
         watcher.start()
         code, took, _ = r.sweepctl(bed.kubeconfig, "apply", spec, "--auto-approve", "--timeout", "2m")
         outage.join()
-        stop.append(True)
+        stop.set()
         watcher.join()
         bed.wait_ready(timeout=180)
         converged = len(trial_uids(bed, ns)) == n
@@ -204,7 +199,7 @@ def main() -> None:
     run_dir = work / "run"
     out = subprocess.run([sys.executable, str(CLUSTER / "up"), "--dir", str(run_dir)], stdout=subprocess.PIPE,
                          text=True, check=True).stdout
-    bed = Bed(run_dir, Path(out.strip().splitlines()[-1]), (run_dir / "bin").resolve())
+    bed = Bed(kubeconfig=Path(out.strip().splitlines()[-1]), bin_dir=(run_dir / "bin").resolve(), run_dir=run_dir)
     r = Run(bed, work)
     rows = Rows()
     print("| what | measured | baseline |\n|---|---|---|", flush=True)

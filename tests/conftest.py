@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from controlplane import ControlPlane
 from typer.testing import CliRunner
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -30,18 +31,6 @@ def pytest_sessionstart(session: pytest.Session) -> None:
         raise KeyboardInterrupt(f"signal {signum}")
 
     signal.signal(signal.SIGTERM, interrupt)
-
-
-@dataclass(frozen=True)
-class ControlPlane:
-    kubeconfig: Path
-    bin_dir: Path
-
-    def kubectl(self, *args: str, user: str = "admin", check: bool = True,
-                input: str | None = None) -> subprocess.CompletedProcess[str]:
-        argv = [str(self.bin_dir / "kubectl"), "--kubeconfig", str(self.kubeconfig),
-                "--context", f"{user}@testbed", *args]
-        return subprocess.run(argv, capture_output=True, text=True, check=check, input=input)
 
 
 @pytest.fixture(scope="session")

@@ -23,23 +23,16 @@ sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE.parent / "kubernetes"))
 from faultproxy import FaultProxy, mint_certificate  # noqa: E402
 from lockhelpers import grant_readme_role  # noqa: E402
+from controlplane import ControlPlane  # noqa: E402
 
 CLUSTER = HERE.parent / "cluster"
 
 
-@dataclass
-class Bed:
+@dataclass(frozen=True)
+class Bed(ControlPlane):
     """A running control plane whose etcd and kube-apiserver these tests may kill, restart and freeze."""
 
     run_dir: Path
-    kubeconfig: Path
-    bin_dir: Path
-
-    def kubectl(self, *args: str, user: str = "admin", check: bool = True,
-                input: str | None = None) -> subprocess.CompletedProcess[str]:
-        argv = [str(self.bin_dir / "kubectl"), "--kubeconfig", str(self.kubeconfig), "--context", f"{user}@testbed",
-                *args]
-        return subprocess.run(argv, capture_output=True, text=True, check=check, input=input)
 
     def _pids(self) -> dict:
         return json.loads((self.run_dir / "pids.json").read_text())
@@ -102,7 +95,8 @@ def bed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Bed]:
     if proc.returncode != 0:
         pytest.fail(f"tests/cluster/up failed with exit {proc.returncode}")
     try:
-        yield Bed(run_dir, Path(proc.stdout.strip().splitlines()[-1]), (run_dir / "bin").resolve())
+        yield Bed(kubeconfig=Path(proc.stdout.strip().splitlines()[-1]), bin_dir=(run_dir / "bin").resolve(),
+                  run_dir=run_dir)
     finally:
         pids = run_dir / "pids.json"
         if pids.is_file():  # nothing left frozen, whatever a test did

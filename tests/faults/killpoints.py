@@ -24,14 +24,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from faultproxy import FaultProxy, mint_certificate
-from lockhelpers import AS_USER, SWEEPCTL, trial_uids, write_spec
+from lockhelpers import AS_USER, RAW, SWEEPCTL, as_user, trial_uids, values, write_spec
 
-RAW = ("Traceback", "urllib3", "MaxRetryError", "ProtocolError", "NewConnectionError")
 KEEP = 10  # prune --keep best=KEEP
-
-
-def values(n: int, start: int = 1) -> list[float]:
-    return [round(0.0001 * i, 6) for i in range(start, start + n)]
 
 
 @dataclass
@@ -67,11 +62,8 @@ class KillBed:
         self.logs = work / "logs"  # one TensorBoard run per trial, as the sweep's volume holds them
         self.logs.mkdir(parents=True, exist_ok=True)
 
-    def sweepctl(self, kubeconfig: Path, *args: object, timeout: float = 300) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([str(SWEEPCTL), *map(str, args), *AS_USER], cwd=self.work, text=True,
-                              capture_output=True, timeout=timeout, stdin=subprocess.DEVNULL,
-                              env={"PATH": "/usr/bin:/bin", "KUBECONFIG": str(kubeconfig), "HOME": str(self.work),
-                                   "COLUMNS": "200"})
+    def sweepctl(self, kubeconfig: Path, *args: object) -> subprocess.CompletedProcess[str]:
+        return as_user(kubeconfig, self.work, *args)
 
     def prepare(self, point: Point) -> None:
         """Bring the sweep to where the killed command starts from, and say what it must end as."""

@@ -36,6 +36,22 @@ def role_without_leases() -> str:
     return role[:start] + (role[end:] if end >= 0 else "")
 
 
+# What a person must never read in sweepctl's output: a traceback, or the HTTP library's words.
+RAW = ("Traceback", "urllib3", "MaxRetryError", "ProtocolError", "NewConnectionError")
+
+
+def values(n: int, start: int = 1) -> list[float]:
+    """n distinct learning rates: a sweep of n trials."""
+    return [round(0.0001 * i, 6) for i in range(start, start + n)]
+
+
+def as_user(kubeconfig: Path, cwd: Path, *args: object, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+    """sweepctl as the README Role's user, in a bare environment (no proxy or kube settings inherited)."""
+    return subprocess.run([str(SWEEPCTL), *map(str, args), *AS_USER], cwd=cwd, text=True, capture_output=True,
+                          timeout=timeout, env={"PATH": "/usr/bin:/bin", "KUBECONFIG": str(kubeconfig),
+                                                "COLUMNS": "200", "HOME": str(cwd)}, stdin=subprocess.DEVNULL)
+
+
 def write_spec(path: Path, ns: str, values: list[float], name: str = "locked") -> Path:
     path.write_text(SPEC.format(name=name, ns=ns, values=json.dumps(values)))
     return path
