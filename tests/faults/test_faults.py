@@ -17,19 +17,8 @@ from pathlib import Path
 
 import pytest
 from faultproxy import FaultProxy
-from lockhelpers import AS_USER, SWEEPCTL, lease, trial_uids, write_spec
-
-RAW = ("Traceback", "urllib3", "MaxRetryError", "ProtocolError", "NewConnectionError")
-
-
-def sweepctl(kubeconfig: Path, cwd: Path, *args: object, timeout: float = 300) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([str(SWEEPCTL), *map(str, args), *AS_USER], cwd=cwd, text=True, capture_output=True,
-                          timeout=timeout, env={"PATH": "/usr/bin:/bin", "KUBECONFIG": str(kubeconfig),
-                                                "COLUMNS": "200", "HOME": str(cwd)}, stdin=subprocess.DEVNULL)
-
-
-def values(n: int, start: int = 1) -> list[float]:
-    return [round(0.0001 * i, 6) for i in range(start, start + n)]
+from lockhelpers import AS_USER, RAW, SWEEPCTL, lease, trial_uids, values, write_spec
+from lockhelpers import as_user as sweepctl
 
 
 def assert_converged(bed, ns: str, kubeconfig: Path, cwd: Path, spec: Path, expected: int,
@@ -39,7 +28,7 @@ def assert_converged(bed, ns: str, kubeconfig: Path, cwd: Path, spec: Path, expe
     params = [json.loads(i["metadata"]["annotations"]["sweepctl.dev/params"]) for i in json.loads(
         bed.kubectl("-n", ns, "get", "tfjobs", "-o", "json").stdout)["items"]]
     assert len({json.dumps(p, sort_keys=True) for p in params}) == expected  # no duplicate by value either
-    replan = sweepctl(kubeconfig, cwd, "plan", spec, "--detailed-exitcode")
+    replan = sweepctl(kubeconfig, cwd, "plan", spec, "--detailed-exitcode", "--max-trials", expected)
     assert replan.returncode == 0, replan.stdout + replan.stderr
     for name, uid in (kept or {}).items():
         assert live.get(name) == uid, f"{name} was recreated"
@@ -147,12 +136,13 @@ def test_a_black_holed_api_server_is_a_clean_error_within_the_timeout(bed, ns: s
     assert_converged(bed, ns, kubeconfig, tmp_path, spec, 5)
 
 
-def apply_through(bed, ns: str, tmp_path: Path, spec: Path, fault, *, timeout: str = "2m"
-                  ) -> subprocess.CompletedProcess[str]:
+def apply_through(bed, ns: str, tmp_path: Path, spec: Path, fault, *, timeout: str = "2m",
+                  extra: tuple[str, ...] = ()) -> subprocess.CompletedProcess[str]:
     """Apply, and once its first trials exist run `fault()` (an outage); the apply must still run after it."""
     out, err = (tmp_path / "apply.out").open("w+"), (tmp_path / "apply.err").open("w+")  # a pipe could fill
     with out, err:
-        proc = subprocess.Popen([str(SWEEPCTL), "apply", str(spec), "--auto-approve", "--timeout", timeout, *AS_USER],
+        proc = subprocess.Popen([str(SWEEPCTL), "apply", str(spec), "--auto-approve", "--timeout", timeout, *extra,
+                                 *AS_USER],
                                 cwd=tmp_path, text=True, stdout=out, stderr=err,
                                 env={"PATH": "/usr/bin:/bin", "KUBECONFIG": str(bed.kubeconfig),
                                      "HOME": str(tmp_path), "COLUMNS": "200"})
@@ -169,7 +159,8 @@ def apply_through(bed, ns: str, tmp_path: Path, spec: Path, fault, *, timeout: s
 
 
 def test_an_api_server_down_for_15_s_is_ridden_out_and_keeps_the_lock(bed, ns: str, tmp_path: Path) -> None:
-    spec = write_spec(tmp_path / "s.yaml", ns, values(1000))
+    # Enough trials that the apply is still writing after the outage, the renewal and the contender.
+    spec = write_spec(tmp_path / "s.yaml", ns, values(3000))
     other = write_spec(tmp_path / "o.yaml", ns, values(3, start=5000))
     seen: dict = {}
 
@@ -186,7 +177,7 @@ def test_an_api_server_down_for_15_s_is_ridden_out_and_keeps_the_lock(bed, ns: s
         seen["after"] = now
         seen["contender"] = sweepctl(bed.kubeconfig, tmp_path, "apply", other, "--auto-approve", "--lock-timeout", "0")
 
-    res = apply_through(bed, ns, tmp_path, spec, outage)
+    res = apply_through(bed, ns, tmp_path, spec, outage, extra=("--max-trials", "3000"))
     assert res.returncode == 0, res.stderr
     assert "waiting for the API server (" in res.stderr
     no_raw(res)
@@ -201,7 +192,7 @@ def test_an_api_server_down_for_15_s_is_ridden_out_and_keeps_the_lock(bed, ns: s
     assert contender.returncode == 1 and "sweep locked is locked by `sweepctl apply" in contender.stderr
     assert f"lock id {before['spec']['holderIdentity']}" in " ".join(contender.stderr.split())
     bed.wait_ready()
-    assert_converged(bed, ns, bed.kubeconfig, tmp_path, spec, 1000)
+    assert_converged(bed, ns, bed.kubeconfig, tmp_path, spec, 3000)
 
 
 def test_etcd_frozen_for_20_s_is_ridden_out(bed, ns: str, tmp_path: Path) -> None:
